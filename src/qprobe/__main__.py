@@ -1,0 +1,3 @@
+from qprobe.cli.main import main
+
+main()
