@@ -16,6 +16,7 @@ def add_kind(kind: str, module: str, func: str) -> None:
 
 add_kind("backends", "qprobe.backends", "list_backends")
 add_kind("degradations", "qprobe.bench.degradations", "list_degradations")
+add_kind("annotators", "qprobe.bench.labels", "list_annotators")
 add_kind("datasets", "qprobe.eval.datasets", "list_datasets")
 add_kind("metrics", "qprobe.eval.metrics", "list_metrics")
 add_kind("baselines", "qprobe.eval.baselines", "list_baselines")

@@ -11,7 +11,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("ls",)
+COMMAND_MODULES: tuple[str, ...] = ("ls", "score", "bench", "annotate", "eval", "train", "batch", "serve")
 
 app = typer.Typer(
     name="qprobe",

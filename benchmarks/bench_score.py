@@ -1,0 +1,116 @@
+"""Speed and memory of `qprobe score` against decoding the same file, in one run.
+
+    python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2]
+
+Prints, for a 3840x2160 JPEG: median decode time, median time to score and
+localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
+decode); for a 50 MP JPEG: the peak resident memory of a process that
+scores it and of one that only decodes it (target: <= 1.5 GB). The test
+images are made from ../shared/data/photos when present (else synthesized).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "images"
+
+
+def make_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
+    src = PHOTOS / "plasma_Volna.jpg"
+    if src.is_file():
+        img = Image.open(src).convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    else:  # synthetic fallback: smooth gradients + texture
+        rng = np.random.default_rng(seed)
+        w, h = size
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        arr = 120 + 60 * np.sin(xx / 97.0)[..., None] * np.cos(yy / 71.0)[..., None] + rng.normal(0, 12, (h, w, 3))
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    img.save(path, quality=92)
+    return path
+
+
+def child(mode: str, path: str, backend: str, threads: int) -> None:
+    """Run in a subprocess: decode only, or score; print peak RSS (MB) as JSON."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    if mode == "decode":
+        from qprobe.io import load_rgb
+
+        load_rgb(path)
+    else:
+        from qprobe.backends import create_backend
+
+        opts = {"threads": threads} if backend == "classic" and threads else {}
+        a = create_backend(backend, **opts).assess(path)
+        assert a.ok, a.error
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"peak_mb": peak}))
+
+
+def peak_mb(mode: str, path: Path, backend: str, threads: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path), "--backend", backend, "--threads", str(threads)],
+        capture_output=True, text=True, check=True,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", default="classic")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.backend, args.threads)
+        return
+
+    from qprobe.backends import create_backend
+    from qprobe.io import load_rgb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uhd = make_jpeg(Path(tmp) / "uhd.jpg", (3840, 2160))
+        opts = {"threads": args.threads} if args.backend == "classic" and args.threads else {}
+        scorer = create_backend(args.backend, **opts)
+        scorer.assess(str(uhd))  # warm-up: weights, allocator
+        decode, score = [], []
+        for _ in range(args.runs):  # interleaved, so load changes hit both alike
+            t = time.perf_counter()
+            load_rgb(uhd)
+            decode.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            a = scorer.assess(str(uhd))
+            score.append(time.perf_counter() - t)
+            assert a.ok, a.error
+        d, s = statistics.median(decode), statistics.median(score)
+        print(f"3840x2160 JPEG, backend {args.backend}, {args.threads} thread(s), {args.runs} runs")
+        print(f"  decode median      {d:.3f} s")
+        print(f"  score median       {s:.3f} s   (target <= 1.0 s)")
+        print(f"  score / decode     {s / d:.2f}x   (target <= 5x)")
+        print(f"  zooms {len(a.probes)}, defects {len(a.defects)}")
+        if not args.skip_memory:
+            big = make_jpeg(Path(tmp) / "50mp.jpg", (8660, 5774))
+            pd = peak_mb("decode", big, args.backend, args.threads)
+            ps = peak_mb("score", big, args.backend, args.threads)
+            print(f"50 MP JPEG ({8660}x{5774}) peak RSS: decode only {pd:.0f} MB, score {ps:.0f} MB "
+                  f"({ps / pd:.2f}x; target <= 1536 MB)")
+
+
+if __name__ == "__main__":
+    main()

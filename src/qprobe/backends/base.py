@@ -1,0 +1,124 @@
+"""The backend interface: something that turns an image into an :class:`Assessment`.
+
+:class:`Backend` is the contract every scorer follows (``classic``, ``dummy``,
+``transformers``, ``openai``); :class:`ProbingBackend` implements
+``assess`` with the shared agent loop, so a concrete backend only supplies
+its policy (``make_policy``) and, optionally, its environment settings.
+
+A backend never raises for a bad image or a malformed model output: it
+returns ``Assessment(score=None, error="...")`` and the caller counts it.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Iterable
+
+import numpy as np
+
+from qprobe.agent.env import EnvConfig, ProbeEnv
+from qprobe.agent.loop import Policy, run_episode
+from qprobe.errors import ImageLoadError
+from qprobe.io import ImageSource, load_rgb
+from qprobe.types import Assessment, Box
+
+
+def _path_of(image: ImageSource, path: str | None) -> str | None:
+    if path is not None:
+        return str(path)
+    if isinstance(image, str):
+        return image
+    if hasattr(image, "__fspath__"):
+        return str(image)
+    return None
+
+
+class Backend(ABC):
+    """Scores images: ``assess`` one, ``assess_many`` several."""
+
+    name: str = ""
+
+    @abstractmethod
+    def assess(
+        self,
+        image: ImageSource,
+        *,
+        path: str | None = None,
+        forced_probes: list[Box] | None = None,
+        max_zooms: int | None = None,
+        seed: int | None = None,
+    ) -> Assessment:
+        """Score one image (a path, PIL image or uint8 array); boxes in original pixels."""
+
+    def assess_many(self, images: Iterable[ImageSource], **kw: Any) -> list[Assessment]:
+        """Score several images (a loop by default; batched backends override)."""
+        return [self.assess(image, **kw) for image in images]
+
+    def failed(self, image: ImageSource, path: str | None, message: str, t0: float) -> Assessment:
+        """The assessment of an image that could not be scored."""
+        return Assessment(
+            score=None,
+            backend=self.name,
+            path=_path_of(image, path),
+            elapsed_s=time.perf_counter() - t0,
+            error=message,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ProbingBackend(Backend):
+    """A backend that drives the shared probe loop with its own policy."""
+
+    def __init__(self, env_config: EnvConfig | None = None) -> None:
+        self.env_config = env_config or EnvConfig()
+
+    @abstractmethod
+    def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
+        """A fresh policy for one episode.
+
+        ``image`` is the full-resolution original (uint8 H x W x 3). Only
+        non-LLM policies that pre-scan the whole image (``classic``'s
+        native-resolution anomaly scan) use it; LLM policies must ignore it
+        and see the image only through the environment's observations.
+        """
+
+    def make_env(self, max_zooms: int | None = None) -> ProbeEnv:
+        cfg = self.env_config
+        if max_zooms is not None and max_zooms != cfg.max_zooms:
+            cfg = EnvConfig(
+                view_long_side=cfg.view_long_side,
+                max_zooms=int(max_zooms),
+                max_errors=cfg.max_errors,
+                crop=cfg.crop,
+            )
+        return ProbeEnv(cfg, backend=self.name)
+
+    def assess(
+        self,
+        image: ImageSource,
+        *,
+        path: str | None = None,
+        forced_probes: list[Box] | None = None,
+        max_zooms: int | None = None,
+        seed: int | None = None,
+    ) -> Assessment:
+        t0 = time.perf_counter()
+        src_path = _path_of(image, path)
+        try:
+            pixels = load_rgb(image)
+        except ImageLoadError as exc:
+            return self.failed(image, path, str(exc), t0)
+        except (TypeError, ValueError) as exc:
+            return self.failed(image, path, f"cannot use this input as an image: {exc}", t0)
+        try:
+            env = self.make_env(max_zooms)
+            result = run_episode(
+                env, self.make_policy(seed=seed, image=pixels), pixels, path=src_path, forced_probes=forced_probes, seed=seed
+            )
+        except (ValueError, RuntimeError, ArithmeticError) as exc:
+            return self.failed(image, path, f"{self.name} failed on this image: {type(exc).__name__}: {exc}", t0)
+        result.elapsed_s = time.perf_counter() - t0
+        return result

@@ -1,0 +1,72 @@
+"""``classic``: the default CPU backend (no GPU, no download).
+
+The same probe loop as the LLM backends, driven by
+:class:`~qprobe.backends.classic.policy.ClassicPolicy`: a global view scored
+by a fine-tuned MobileNetV2 regressor, zooms proposed by a native-resolution
+anomaly scan, a dense defect detector on each full-resolution crop, and a
+fused 1–5 score. Weights ship inside the package (``qprobe/weights``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qprobe.agent.cropping import CropConfig
+from qprobe.agent.env import EnvConfig
+from qprobe.agent.loop import Policy
+from qprobe.backends.base import ProbingBackend
+
+
+@dataclass
+class ClassicConfig:
+    """Settings of the classic backend (all have working defaults)."""
+
+    weights: str | None = field(default=None, metadata={"help": "Weight file; default: the shipped one."})
+    max_zooms: int = field(default=4, metadata={"help": "Zoom budget per image."})
+    view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
+    zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
+    max_crop_side: int = field(
+        default=640, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
+    )
+    context_factor: float = field(default=1.5, metadata={"help": "Context enlargement of each zoom box."})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})
+
+
+class ClassicBackend(ProbingBackend):
+    """Scan-guided probing with a CNN regressor and defect detector (CPU)."""
+
+    name = "classic"
+
+    def __init__(self, **overrides: Any) -> None:
+        from qprobe.config import from_dict
+
+        self.config = from_dict(ClassicConfig, overrides)
+        cfg = self.config
+        super().__init__(
+            EnvConfig(
+                view_long_side=cfg.view_long_side,
+                max_zooms=cfg.max_zooms,
+                crop=CropConfig(context_factor=cfg.context_factor),
+            )
+        )
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The loaded model (weights are read on first use)."""
+        if self._model is None:
+            from qprobe.backends.classic.runtime import ClassicModel
+
+            cfg = self.config
+            self._model = ClassicModel.load(
+                cfg.weights, max_crop_side=cfg.max_crop_side, zoom_side=cfg.zoom_side, threads=cfg.threads
+            )
+        return self._model
+
+    def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
+        from qprobe.backends.classic.policy import ClassicPolicy
+
+        return ClassicPolicy(self.model, image, self.env_config.max_zooms)

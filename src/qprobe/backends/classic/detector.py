@@ -1,0 +1,106 @@
+"""From the dense defect head's output to defect boxes (numpy only).
+
+The head gives, per 16-px cell of a crop, class probabilities (index 0 =
+clean) and a severity estimate. Cells whose defect probability exceeds the
+threshold are grouped into 8-connected components; each component of at
+least ``min_cells`` cells becomes a :class:`~qprobe.types.Defect` whose box
+is the component's extent mapped back to original pixels, whose type is the
+most probable defect class over the component and whose confidence is the
+component's peak defect probability. Detections from overlapping crops are
+merged by :func:`merge_defects`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from qprobe.types import Box, Defect
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    threshold: float = 0.5
+    min_cells: int = 2
+    merge_iou: float = 0.2
+
+
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def detect(
+    probs: np.ndarray,
+    severity: np.ndarray,
+    classes: Sequence[str],
+    crop_box: Box,
+    settings: DetectorSettings = DetectorSettings(),
+) -> list[Defect]:
+    """Defects in one crop.
+
+    ``probs``: C x h x w class probabilities (C = len(classes), 0 = clean);
+    ``severity``: h x w; ``crop_box``: where the h x w grid lies in the original.
+    """
+    c, h, w = probs.shape
+    if c != len(classes):
+        raise ValueError(f"{c} class maps for {len(classes)} classes")
+    p_def = 1.0 - probs[0]
+    mask = p_def > settings.threshold
+    if not mask.any():
+        return []
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    sx = crop_box.width / float(w)
+    sy = crop_box.height / float(h)
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        comp = labels[sl] == k
+        if int(comp.sum()) < settings.min_cells:
+            continue
+        ys, xs = sl
+        cls_scores = probs[1:, ys, xs][:, comp].mean(axis=1)
+        kind = classes[1 + int(np.argmax(cls_scores))]
+        sev = float(np.clip(np.round(severity[ys, xs][comp].mean()), 1, 5))
+        conf = float(p_def[ys, xs][comp].max())
+        box = Box(
+            crop_box.x1 + xs.start * sx,
+            crop_box.y1 + ys.start * sy,
+            crop_box.x1 + xs.stop * sx,
+            crop_box.y1 + ys.stop * sy,
+        )
+        out.append(Defect(box, kind, severity=int(sev), confidence=conf))
+    return out
+
+
+def merge_defects(defects: Sequence[Defect], iou: float = 0.2) -> list[Defect]:
+    """Merge detections that overlap (IoU > ``iou`` or one inside the other), keeping the most confident type."""
+    pending = sorted(defects, key=lambda d: -d.confidence)
+    merged: list[Defect] = []
+    for d in pending:
+        for i, m in enumerate(merged):
+            inter = m.bbox.intersection(d.bbox)
+            small = min(m.bbox.area, d.bbox.area)
+            if m.bbox.iou(d.bbox) > iou or (small > 0 and inter / small > 0.6):
+                union = Box(
+                    min(m.bbox.x1, d.bbox.x1), min(m.bbox.y1, d.bbox.y1), max(m.bbox.x2, d.bbox.x2), max(m.bbox.y2, d.bbox.y2)
+                )
+                merged[i] = Defect(union, m.type, m.severity, m.confidence)
+                break
+        else:
+            merged.append(d)
+    return merged
+
+
+def burden(defects: Sequence[Defect], image_size: tuple[int, int]) -> float:
+    """Σ confidence × severity/5 × sqrt(area fraction): how much visible damage was found."""
+    w, h = image_size
+    total = float(max(w * h, 1))
+    return float(
+        sum(d.confidence * ((d.severity or 3) / 5.0) * np.sqrt(d.bbox.area / total) for d in defects)
+    )

@@ -1,0 +1,99 @@
+"""The classic backend's network: one MobileNetV2 trunk, two heads.
+
+* ``quality`` head: global average pooling of the last feature map (1280
+  channels) → dropout → linear → a score on the 1–5 MOS scale. Trained on
+  CLIVE at native resolution (random crops, L1 + (1 − batch PLCC)).
+* ``defect`` head: a per-location classifier on the stride-16 feature map
+  (output of the first ``defect_tap`` blocks, 96 channels) concatenated with its deviation from the
+  crop's mean feature (context: a blurred patch inside sharp texture differs
+  from its surroundings, a depth-of-field background does not) → logits over
+  ``config.classes`` (index 0 = clean) and a severity regression (1–5).
+
+The trunk's first ``split`` blocks are frozen at their ImageNet values
+during training (BN statistics kept), the later blocks are fine-tuned (by
+default only the last, 1x1 320→1280 block: what a shared 2-core CPU allows
+for a 5-fold cross-validation).
+
+Torch-only module: import it only on torch code paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from qprobe.backends.classic.mobilenet import MobileNetV2, normalize
+
+
+
+@dataclass
+class NetConfig:
+    split: int = field(default=18, metadata={"help": "Blocks [0, split) form the frozen stem; the rest is fine-tuned."})
+    defect_tap: int = field(
+        default=14, metadata={"help": "The defect head reads the output of blocks [0, defect_tap) (stride 16)."}
+    )
+    dropout: float = field(default=0.2, metadata={"help": "Dropout before the quality head."})
+    defect_hidden: int = field(default=64, metadata={"help": "Hidden width of the defect head."})
+    classes: list[str] = field(
+        default_factory=lambda: ["clean"],
+        metadata={"help": "Defect class names; index 0 is 'clean' (set from the benchmark's degradations)."},
+    )
+
+
+class ClassicNet(nn.Module):
+    """MobileNetV2 trunk with a quality head and a dense defect head."""
+
+    def __init__(self, config: NetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or NetConfig()
+        trunk = MobileNetV2()
+        self.features = trunk.features
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.quality = nn.Linear(1280, 1)
+        cin = 2 * self._stem_channels()
+        h = self.config.defect_hidden
+        self.defect = nn.Sequential(
+            nn.Conv2d(cin, h, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(h, h, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(h, len(self.config.classes) + 1, 1),
+        )
+        nn.init.constant_(self.quality.bias, 3.0)
+        nn.init.normal_(self.quality.weight, std=1e-3)
+
+    def _stem_channels(self) -> int:
+        block = self.features[self.config.defect_tap - 1]
+        return int(getattr(block, "out_channels", 96))
+
+    # -- pieces ---------------------------------------------------------------
+    def tap(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """Blocks [0, defect_tap): uint8 N x 3 x H x W → the defect head's input (stride 16)."""
+        return self.features[: self.config.defect_tap](normalize(x_uint8))
+
+    def stem_from_tap(self, tap: torch.Tensor) -> torch.Tensor:
+        """Frozen blocks [defect_tap, split) on top of the tap."""
+        return self.features[self.config.defect_tap : self.config.split](tap)
+
+    def stem(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """The frozen stem: blocks [0, split)."""
+        return self.stem_from_tap(self.tap(x_uint8))
+
+    def top(self, stem_feats: torch.Tensor) -> torch.Tensor:
+        """Fine-tuned later blocks [split, 19): → 1280-channel map."""
+        return self.features[self.config.split :](stem_feats)
+
+    def score_from_top(self, top_feats: torch.Tensor) -> torch.Tensor:
+        pooled = top_feats.mean(dim=(2, 3))
+        return self.quality(self.dropout(pooled)).squeeze(1)
+
+    def defect_logits(self, tap: torch.Tensor) -> torch.Tensor:
+        """N x (n_classes + 1) x h x w: class logits, then the severity channel."""
+        ctx = tap - tap.mean(dim=(2, 3), keepdim=True)
+        return self.defect(torch.cat([tap, ctx], dim=1))
+
+    def forward(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.tap(x_uint8)
+        return self.score_from_top(self.top(self.stem_from_tap(t))), self.defect_logits(t)

@@ -1,0 +1,157 @@
+"""The classic (non-LLM) probing policy.
+
+Per episode:
+
+1. **Global view** — the quality regressor scores the downscaled whole image.
+2. **Zoom proposals** — the native-resolution anomaly scan
+   (:mod:`~qprobe.backends.classic.scan`) gives P(defect) per 32-px block;
+   blocks above the scan threshold are grouped into blobs, ranked by peak
+   probability, and each blob's box (at least ``zoom_side`` pixels) becomes
+   a zoom, up to the budget. When fewer blobs stand out, the remaining
+   zooms go to the most texture-rich blocks (where local damage would show)
+   so the policy does not learn "a crop means damage".
+3. **Each crop** (full resolution, context-enlarged by the environment) —
+   the regressor scores it and the dense defect head finds defects in it.
+4. **Answer** — fused score (:mod:`~qprobe.backends.classic.fusion`),
+   merged defects and short reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from qprobe.agent.actions import Action, Answer, Zoom
+from qprobe.agent.env import Observation, Turn
+from qprobe.backends.classic.detector import DetectorSettings, burden, merge_defects
+from qprobe.backends.classic.fusion import fuse, fusion_features
+from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
+from qprobe.types import Box, Defect
+
+
+PLAN_SIZE = 8
+"""Proposals planned per image; the environment's zoom budget decides how many are used."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    box: Box
+    score: float
+    source: str  # "anomaly" or "texture"
+
+
+def propose(scan: ScanMap, prob: np.ndarray, n: int, threshold: float, zoom_side: int) -> list[Proposal]:
+    """Up to ``n`` zoom boxes (original pixels) from the block probability map."""
+    if n <= 0:
+        return []
+    cell = scan.cell
+    out: list[Proposal] = []
+    taken = np.zeros(prob.shape, dtype=bool)
+    labels, count = ndimage.label(prob > threshold, structure=np.ones((3, 3), dtype=bool))
+    blobs = []
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        comp = labels[sl] == k
+        peak = float(prob[sl][comp].max())
+        blobs.append((peak, sl))
+    blobs.sort(key=lambda b: -b[0])
+    for peak, (ys, xs) in blobs[:n]:
+        box = Box(xs.start * cell, ys.start * cell, xs.stop * cell, ys.stop * cell)
+        out.append(Proposal(_min_side(box, zoom_side, scan.width, scan.height), peak, "anomaly"))
+        taken[ys, xs] = True
+    if len(out) < n:
+        tex = scan.features[..., 1].copy()  # mid-frequency energy: texture-rich, visible damage
+        tex[taken] = -np.inf
+        r = max(1, int(round(zoom_side / cell / 2)))
+        while len(out) < n and np.isfinite(tex).any():
+            i, j = np.unravel_index(int(np.argmax(tex)), tex.shape)
+            box = Box(j * cell, i * cell, (j + 1) * cell, (i + 1) * cell)
+            out.append(Proposal(_min_side(box, zoom_side, scan.width, scan.height), float(prob[i, j]), "texture"))
+            tex[max(0, i - 2 * r) : i + 2 * r + 1, max(0, j - 2 * r) : j + 2 * r + 1] = -np.inf
+    return out
+
+
+def _min_side(box: Box, side: int, width: int, height: int) -> Box:
+    """Grow ``box`` about its centre to at least ``side`` and shift it inside the image."""
+    w = min(max(box.width, side), width)
+    h = min(max(box.height, side), height)
+    cx, cy = box.center
+    x1 = min(max(cx - w / 2, 0.0), width - w)
+    y1 = min(max(cy - h / 2, 0.0), height - h)
+    return Box(x1, y1, x1 + w, y1 + h)
+
+
+class ClassicPolicy:
+    """Scan-guided zooms, CNN scoring and detection, fused answer."""
+
+    def __init__(self, model: Any, image: np.ndarray | None, max_zooms: int) -> None:
+        self.model = model  # a ClassicModel (torch-backed)
+        self.plan: list[Proposal] = []
+        self.s_global: float | None = None
+        self.crop_scores: list[float] = []
+        self.defects: list[Defect] = []
+        self.image_size = (0, 0)
+        self.max_zooms = max_zooms
+        self._seen = 0
+        if image is not None:
+            h, w = image.shape[:2]
+            self.image_size = (w, h)
+            self._plan_zooms(image)
+
+    def _plan_zooms(self, image: np.ndarray) -> None:
+        m = self.model
+        scan = block_features(image, cell=m.scan_cell)
+        if m.scan_weights is None:  # no trained scan model: texture-guided zooms only
+            prob = np.zeros(scan.shape, dtype=np.float32)
+        else:
+            prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
+        self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side)
+
+    def _observe(self, obs: Observation) -> None:
+        if obs.kind == "global" and obs.image is not None:
+            h, w = obs.image.shape[:2]
+            if self.image_size == (0, 0):
+                self.image_size = (int(round(w / obs.scale)), int(round(h / obs.scale)))
+            self.s_global = self.model.score(obs.image)
+        elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
+            s, found = self.model.score_and_detect(obs.image, obs.box)
+            self.crop_scores.append(s)
+            self.defects.extend(found)
+
+    def act(self, history: Sequence[Turn]) -> Action:
+        # forced probes may have run before the first call: look at every new view
+        for turn in history[self._seen :]:
+            self._observe(turn.observation)
+        self._seen = len(history)
+        obs = history[-1].observation
+        if self.plan and obs.zooms_left > 0:
+            return Zoom(self.plan.pop(0).box)
+        return self._answer()
+
+    def _answer(self) -> Answer:
+        s_global = float(self.s_global if self.s_global is not None else 3.0)
+        defects = merge_defects(self.defects, self.model.detector.merge_iou)
+        b = burden(defects, self.image_size)
+        score = fuse(fusion_features(s_global, self.crop_scores, b), self.model.fusion)
+        reasons = [f"global quality {s_global:.2f}"]
+        if self.crop_scores:
+            reasons.append(f"{len(self.crop_scores)} zoom(s), worst crop {min(self.crop_scores):.2f}")
+        for d in sorted(defects, key=lambda d: -d.confidence)[:3]:
+            reasons.append(f"{d.type} (severity {d.severity}) at {d.bbox.to_list(0)}")
+        if not defects:
+            reasons.append("no local defect found")
+        extra = {
+            "classic": {
+                "s_global": round(s_global, 4),
+                "crop_scores": [round(v, 4) for v in self.crop_scores],
+                "burden": round(b, 4),
+            }
+        }
+        return Answer(score, tuple(defects), tuple(reasons), extra=extra)
+
+
+__all__ = ["ClassicPolicy", "DetectorSettings", "Proposal", "propose"]

@@ -1,0 +1,101 @@
+"""The torch side of the classic backend: weights → a callable model.
+
+Imported only when a classic backend is created (never by ``import qprobe``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
+from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
+from qprobe.backends.classic.model import ClassicNet, NetConfig
+from qprobe.backends.classic.weights import ClassicWeights, load_weights
+from qprobe.types import Box, Defect
+
+MIN_SIDE = 32
+
+
+def to_batch(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 → 1 x 3 x H x W uint8 tensor (copies read-only views)."""
+    arr = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb, copy=True, order="C")
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+
+
+def fit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale so the long side is at most ``max_side``; upscale tiny images to ``MIN_SIDE``."""
+    h, w = rgb.shape[:2]
+    scale = 1.0
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+    if min(h, w) * scale < MIN_SIDE:
+        scale = MIN_SIDE / min(h, w)
+    if scale == 1.0:
+        return rgb
+    size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+
+
+class ClassicModel:
+    """Quality regressor + dense defect detector + scan model + fusion weights."""
+
+    def __init__(
+        self,
+        weights: ClassicWeights,
+        max_crop_side: int = 640,
+        zoom_side: int = 320,
+        threads: int = 0,
+    ) -> None:
+        if threads > 0:
+            torch.set_num_threads(threads)
+        cfg = NetConfig(**weights.net_config)
+        self.net = ClassicNet(cfg)
+        missing, unexpected = self.net.load_state_dict(weights.state_dict, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("defect.")]:
+            raise ValueError(f"weights do not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.net.eval()
+        self.classes = list(cfg.classes)
+        self.has_detector = not missing and len(self.classes) > 1
+        self.max_crop_side = max_crop_side
+        self.zoom_side = zoom_side
+        scan = weights.scan
+        self.scan_cell = int(scan.get("cell", 32))
+        self.scan_radius = int(scan.get("radius", 3))
+        self.scan_threshold = float(scan.get("threshold", 0.5))
+        w = scan.get("weights")
+        self.scan_weights = np.asarray(w, dtype=np.float32) if w is not None else None
+        hidden = scan.get("hidden")
+        self.scan_hidden = np.asarray(hidden, dtype=np.float32) if hidden is not None else None
+        det = weights.detector
+        self.detector = DetectorSettings(
+            threshold=float(det.get("threshold", 0.5)),
+            min_cells=int(det.get("min_cells", 2)),
+            merge_iou=float(det.get("merge_iou", 0.2)),
+        )
+        self.fusion = list(weights.fusion) if weights.fusion else list(DEFAULT_WEIGHTS)
+        self.meta = weights.meta
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **kw: object) -> "ClassicModel":
+        return cls(load_weights(path), **kw)  # type: ignore[arg-type]
+
+    @torch.inference_mode()
+    def score(self, rgb: np.ndarray) -> float:
+        x = to_batch(fit_side(rgb, self.max_crop_side))
+        return float(self.net.score_from_top(self.net.top(self.net.stem(x)))[0])
+
+    @torch.inference_mode()
+    def score_and_detect(self, rgb: np.ndarray, box: Box) -> tuple[float, list[Defect]]:
+        x = to_batch(fit_side(rgb, self.max_crop_side))
+        tap = self.net.tap(x)
+        s = float(self.net.score_from_top(self.net.top(self.net.stem_from_tap(tap)))[0])
+        if not self.has_detector:
+            return s, []
+        out = self.net.defect_logits(tap)[0].numpy()
+        probs = softmax(out[: len(self.classes)], axis=0)
+        sev = 1.0 + 4.0 / (1.0 + np.exp(-out[len(self.classes)]))
+        return s, detect(probs, sev, self.classes, box, self.detector)

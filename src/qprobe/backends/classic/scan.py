@@ -1,0 +1,162 @@
+"""Native-resolution anomaly scan: where should the classic policy zoom?
+
+The whole original is scanned once, cheaply, in numpy: per ``cell`` x
+``cell`` block of luma (and chroma) it measures
+
+* high-frequency energy (|Laplacian|), mid-frequency energy (gradient on a
+  2x-reduced copy) and their ratio — blur lowers it, noise raises it;
+* local variance, JPEG-grid blockiness (steps across 8-px boundaries vs.
+  inside), the share of flat steps (banding, smearing) and chroma
+  high-frequency energy (chroma noise);
+
+then each feature's deviation from the median of its neighbourhood of
+blocks: an injected local defect stands out from its surroundings, smooth
+depth-of-field blur changes slowly and does not. A logistic model trained on
+benchmark builds (``qprobe train classic``) turns the features into
+P(defect) per block. Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_hf",
+    "log_mf",
+    "hf_mf_ratio",
+    "log_var",
+    "blockiness",
+    "flat_share",
+    "log_chroma_hf",
+)
+
+EPS = 1e-3
+
+
+@dataclass
+class ScanMap:
+    """Per-block features (``rows x cols x F``) and the block geometry."""
+
+    features: np.ndarray
+    cell: int
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.features.shape[0], self.features.shape[1]
+
+
+_LAPLACIAN = ImageFilter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], scale=1, offset=128)
+_ABS2_LUT = [min(255, 2 * abs(v - 128)) for v in range(256)]  # |lap| * 2, clipped
+_ZERO_LUT = [255 if v == 128 else 0 for v in range(256)]  # flat (zero-Laplacian) pixels
+
+
+def _blocks(img: Image.Image, cell: int, rows: int, cols: int) -> np.ndarray:
+    """Block means of an 8-bit single-band image (C-speed box reduction)."""
+    img = img.crop((0, 0, cols * cell, rows * cell))
+    return np.asarray(img.reduce(cell), dtype=np.float32)
+
+
+def _np_blocks(a: np.ndarray, cell_r: int, cell_c: int, rows: int, cols: int) -> np.ndarray:
+    a = a[: rows * cell_r, : cols * cell_c]
+    return a.reshape(rows, cell_r, cols, cell_c).mean(axis=(1, 3))
+
+
+def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
+    """Raw per-block features of an RGB image at native resolution.
+
+    Heavy per-pixel work runs in Pillow's C filters (Laplacian, box
+    reductions); numpy only touches block-level arrays and 1/8 of the columns.
+    """
+    pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    orig_w, orig_h = pil.size
+    if min(orig_w, orig_h) < 2 * cell:
+        cell = max(8, (min(orig_w, orig_h) // 2) // 8 * 8)
+    if min(orig_w, orig_h) < 2 * cell:  # tiny image: replicate its border up to two cells
+        arr = np.asarray(pil)
+        arr = np.pad(arr, ((0, max(0, 2 * cell - orig_h)), (0, max(0, 2 * cell - orig_w)), (0, 0)), mode="edge")
+        pil = Image.fromarray(arr, "RGB")
+    w, h = pil.size
+    rows, cols = max(1, h // cell), max(1, w // cell)
+    luma = pil.convert("L")
+    lap = luma.filter(_LAPLACIAN)
+    m_hf = _blocks(lap.point(_ABS2_LUT), cell, rows, cols) / 2.0
+    flat = _blocks(lap.point(_ZERO_LUT), cell, rows, cols) / 255.0
+    del lap
+    half = luma.reduce(2) if min(w, h) >= 4 * cell else luma
+    hs = half.size[0] / float(w)
+    hcell = max(1, int(round(cell * hs)))
+    y2 = np.asarray(half, dtype=np.float32)
+    g = np.zeros_like(y2)
+    g[:, 1:] += np.abs(np.diff(y2, axis=1))
+    g[1:, :] += np.abs(np.diff(y2, axis=0))
+    r2, c2 = min(rows, y2.shape[0] // hcell), min(cols, y2.shape[1] // hcell)
+    m_mf = np.zeros((rows, cols), np.float32)
+    var = np.zeros((rows, cols), np.float32)
+    m_mf[:r2, :c2] = _np_blocks(g, hcell, hcell, r2, c2)
+    mean = _np_blocks(y2, hcell, hcell, r2, c2)
+    var[:r2, :c2] = np.maximum(_np_blocks(y2 * y2, hcell, hcell, r2, c2) - mean * mean, 0.0)
+    del g, y2
+    # JPEG-grid blockiness: steps across columns 8k-1 | 8k vs. steps at 8k+3 | 8k+4
+    y = np.asarray(luma)
+    on = np.abs(y[:, 8::8].astype(np.int16) - y[:, 7:-1:8].astype(np.int16)).astype(np.float32)
+    off = np.abs(y[:, 4::8].astype(np.int16) - y[:, 3:-1:8].astype(np.int16)).astype(np.float32)
+    n8 = min(on.shape[1], off.shape[1])
+    per = cell // 8
+    rb, cb = min(rows, h // cell), min(cols, n8 // max(per, 1))
+    block = np.zeros((rows, cols), np.float32)
+    if per >= 1 and rb > 0 and cb > 0:
+        block[:rb, :cb] = np.log(
+            (_np_blocks(on[:, :n8], cell, per, rb, cb) + 0.5) / (_np_blocks(off[:, :n8], cell, per, rb, cb) + 0.5)
+        )
+    # chroma high frequencies, on the half-resolution image
+    small = pil.reduce(2) if half is not luma else pil
+    _, cb_img, cr_img = small.convert("YCbCr").split()
+    chroma = np.zeros((rows, cols), np.float32)
+    for band in (cb_img, cr_img):
+        chroma[:r2, :c2] += _blocks(band.filter(_LAPLACIAN).point(_ABS2_LUT), hcell, r2, c2) / 2.0
+    feats = np.stack(
+        [
+            np.log(m_hf + EPS),
+            np.log(m_mf + EPS),
+            np.log((m_hf + 0.5) / (m_mf + 0.5)),
+            np.log(var + 1.0),
+            block,
+            flat,
+            np.log(chroma + EPS),
+        ],
+        axis=2,
+    ).astype(np.float32)
+    return ScanMap(feats, cell, orig_w, orig_h)
+
+
+def context_features(scan: ScanMap, radius: int = 3) -> np.ndarray:
+    """[features, features − neighbourhood median, texture level] per block (rows x cols x 2F+1)."""
+    f = scan.features
+    size = 2 * radius + 1
+    med = np.stack(
+        [ndimage.median_filter(f[..., k], size=size, mode="nearest") for k in range(f.shape[2])], axis=2
+    )
+    global_med = np.median(f.reshape(-1, f.shape[2]), axis=0)
+    return np.concatenate([f - global_med, f - med, np.ones_like(f[..., :1])], axis=2).astype(np.float32)
+
+
+def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
+    """P(defect) per block from context features and the trained weights.
+
+    ``hidden`` (``D x H``) with ``weights`` (``H + 1``) is a one-hidden-layer
+    model; without ``hidden``, ``weights`` (``D``) is a logistic model.
+    """
+    x = ctx.reshape(-1, ctx.shape[-1])
+    if hidden is not None:
+        z = np.maximum(x @ hidden, 0.0)
+        logit = z @ weights[:-1] + weights[-1]
+    else:
+        logit = x @ weights
+    p = 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
+    return p.reshape(ctx.shape[:2]).astype(np.float32)

@@ -1,0 +1,175 @@
+"""``qprobe score IMAGE...``: score images, localize defects, write overlays/reports.
+
+One line per image; with ``--json`` one JSON object per line::
+
+    {"path": ..., "score": 3.42, "defects": [{"bbox": [x1, y1, x2, y2], "type": ...,
+     "severity": 3, "confidence": 0.91}], "probes": [[x1, y1, x2, y2], ...],
+     "backend": "classic", "version": "0.1.0", "elapsed_s": 0.83}
+
+An unreadable file gives an error line for that file (``"score": null`` and
+``"error"`` in JSON), the other files are still scored, and the exit status
+is 1. Boxes are in original-image pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+JSON_KEYS = ("path", "score", "defects", "probes", "backend", "version", "elapsed_s")
+
+
+def json_line(assessment: Any) -> str:
+    """The documented JSON object of one assessment (``error`` added on failure)."""
+    full = assessment.to_dict()
+    out = {k: full[k] for k in JSON_KEYS}
+    if assessment.error is not None:
+        out["error"] = assessment.error
+    return json.dumps(out, ensure_ascii=False)
+
+
+def text_line(assessment: Any) -> str:
+    if assessment.error is not None:
+        return f"{assessment.path}: ERROR {assessment.error}"
+    defects = ", ".join(f"{d.type}@{[int(v) for v in d.bbox.to_list(0)]}" for d in assessment.defects)
+    return (
+        f"{assessment.path}\tscore {assessment.score:.3f}\tdefects {len(assessment.defects)}"
+        f"{' (' + defects + ')' if defects else ''}\tprobes {len(assessment.probes)}\t{assessment.elapsed_s:.2f}s"
+    )
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders expanded to the images inside (sorted)."""
+    from qprobe.io import list_images
+
+    out: list[Path] = []
+    for p in inputs:
+        out.extend(list_images(p) if p.is_dir() else [p])
+    return out
+
+
+def overlay_path(template: Path, image: Path, many: bool) -> Path:
+    """Where the overlay of ``image`` goes: ``template`` itself, or one file per image."""
+    if "{stem}" in str(template):
+        return Path(str(template).replace("{stem}", image.stem))
+    if not many:
+        return template
+    return template / f"{image.stem}.overlay.png"
+
+
+def draw_overlay(assessment: Any, source: Path, out: Path, max_side: int = 2048) -> None:
+    """The image with probes (thin cyan) and defects (red, labelled) drawn on it."""
+    from PIL import ImageDraw
+
+    from qprobe.io import load_image, save_image
+
+    img = load_image(source)
+    scale = min(1.0, max_side / max(img.size))
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    draw = ImageDraw.Draw(img)
+    lw = max(2, round(max(img.size) / 500))
+    for box in assessment.probes:
+        draw.rectangle([v * scale for v in box.to_list(None)], outline=(0, 200, 255), width=max(1, lw // 2))
+    for d in assessment.defects:
+        xy = [v * scale for v in d.bbox.to_list(None)]
+        draw.rectangle(xy, outline=(255, 40, 40), width=lw)
+        draw.text((xy[0] + lw + 1, xy[1] + lw + 1), f"{d.type} s{d.severity} {d.confidence:.2f}", fill=(255, 40, 40))
+    if assessment.score is not None:
+        draw.text((8, 8), f"{assessment.backend} {assessment.score:.2f}", fill=(255, 255, 0))
+    save_image(out, img)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    def score(
+        images: list[Path] = typer.Argument(..., help="Image files or folders of images."),
+        backend: str = typer.Option("classic", "--backend", "-b", help="Scoring backend (see `qprobe ls backends`)."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+        overlay: Optional[Path] = typer.Option(
+            None, "--overlay", help="Write the image with probes and defects drawn (PNG); with several "
+            "images a folder, or a path containing {stem}."
+        ),
+        report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
+        max_zooms: Optional[int] = typer.Option(None, "--max-zooms", help="Zoom budget per image."),
+        trajectories: Optional[Path] = typer.Option(
+            None, "--trajectories", help="Append each episode's trajectory to this JSONL file."
+        ),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Weight file of the classic backend."),
+        model: Optional[str] = typer.Option(
+            None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
+        ),
+        base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: endpoint, e.g. http://127.0.0.1:8000/v1."),
+        max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="LLM backends: pixel budget per image."),
+        expected_score: bool = typer.Option(
+            False, "--expected-score", help="transformers: score = expectation over the score digit's probabilities."
+        ),
+        dump_inputs: Optional[Path] = typer.Option(
+            None, "--dump-inputs", help="LLM backends: save every model input (images + messages) under this folder."
+        ),
+        probes: list[str] = typer.Option(
+            [], "--probe", help="Force a first zoom into x1,y1,x2,y2 (original pixels); repeatable."
+        ),
+    ) -> None:
+        """Score IMAGES (1-5, higher is better) and localize their defects."""
+        from qprobe.backends import create_backend
+        from qprobe.errors import QProbeError
+        from qprobe.types import Box
+
+        files = expand_inputs(images)
+        if not files:
+            typer.echo("error: no images given (folders contained no image files)", err=True)
+            raise typer.Exit(2)
+        options: dict[str, Any] = {}
+        if weights is not None:
+            options["weights"] = str(weights)
+        llm_options = {"model": model, "base_url": base_url, "max_pixels": max_pixels, "dump_inputs": dump_inputs}
+        options.update({k: v for k, v in llm_options.items() if v is not None})
+        if expected_score:
+            options["expected_score"] = True
+        try:
+            forced = [Box.from_list([float(v) for v in p.split(",")]) for p in probes] or None
+        except ValueError as exc:
+            typer.echo(f"error: --probe takes x1,y1,x2,y2 in original pixels ({exc})", err=True)
+            raise typer.Exit(2)
+        try:
+            scorer = create_backend(backend, **options)
+        except (QProbeError, TypeError, ImportError) as exc:
+            typer.echo(f"error: cannot create backend {backend!r}: {exc}", err=True)
+            raise typer.Exit(2)
+        appender = None
+        if trajectories is not None:
+            from qprobe._fs import JsonlAppender
+
+            appender = JsonlAppender(trajectories)
+        results = []
+        failed = 0
+        for f in files:
+            try:
+                a = scorer.assess(str(f), max_zooms=max_zooms, forced_probes=forced)
+            except QProbeError as exc:  # e.g. missing weights: fatal for every image
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2)
+            results.append(a)
+            if a.error is not None:
+                failed += 1
+                typer.echo(f"error: {a.error}", err=True)
+            typer.echo(json_line(a) if as_json else text_line(a))
+            sys.stdout.flush()
+            if a.error is None and overlay is not None:
+                draw_overlay(a, f, overlay_path(overlay, f, len(files) > 1))
+            if appender is not None and a.trajectory is not None:
+                appender.write(a.trajectory.to_dict())
+        if appender is not None:
+            appender.close()
+        if report is not None:
+            from qprobe.report.html import write_report
+
+            write_report(results, report)
+            typer.echo(f"report: {report}", err=True)
+        if failed:
+            raise typer.Exit(1)

@@ -1,0 +1,58 @@
+"""``qprobe train classic``: train the classic backend's weights on ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def register(train_app: typer.Typer) -> None:
+    @train_app.command("classic")
+    def train_classic(
+        out: Path = typer.Option(Path("runs/classic"), "--out", help="Output folder (a re-run reuses its cached CLIVE stems and benchmark build)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML recipe (fields of TrainClassicConfig)."),
+        clive: Optional[Path] = typer.Option(None, "--clive", help="CLIVE folder (labels.csv + images/)."),
+        photos: Optional[Path] = typer.Option(None, "--photos", help="Pristine photos for the training benchmark."),
+        folds: Optional[int] = typer.Option(None, "--folds", help="CLIVE cross-validation folds (0: skip)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Regressor fine-tuning epochs."),
+        max_clive: Optional[int] = typer.Option(None, "--max-clive", help="Use only N CLIVE images (smoke tests)."),
+        max_photos: Optional[int] = typer.Option(None, "--max-photos", help="Use only N training photos."),
+        variants: Optional[int] = typer.Option(None, "--variants", help="Degraded variants per training photo."),
+        fusion_images: Optional[int] = typer.Option(None, "--fusion-images", help="Images for the fusion fit."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+        imagenet: Optional[Path] = typer.Option(None, "--imagenet", help="torchvision mobilenet_v2 ImageNet state dict."),
+        install: bool = typer.Option(False, "--install", help="Copy the result over the shipped package weights."),
+        stage: Optional[list[str]] = typer.Option(
+            None, "--stage", help="Run only these stages (repeatable): regressor, detector, assemble."
+        ),
+    ) -> None:
+        """Fine-tune the quality regressor on CLIVE (with k-fold CV) and train the defect detector."""
+        from qprobe.config import load_config
+        from qprobe.errors import QProbeError
+        from qprobe.train_classic.run import TrainClassicConfig, run
+
+        top: dict[str, Any] = {
+            "out": str(out),
+            "clive": None if clive is None else str(clive),
+            "photos": None if photos is None else str(photos),
+            "folds": folds,
+            "max_clive": max_clive,
+            "max_photos": max_photos,
+            "fusion_images": fusion_images,
+            "threads": threads,
+            "imagenet": None if imagenet is None else str(imagenet),
+            "install": install or None,
+            "stages": stage or None,
+        }
+        try:
+            cfg = load_config(TrainClassicConfig, config, top)
+            if epochs is not None:
+                cfg.regressor.epochs = epochs
+            if variants is not None:
+                cfg.detector.variants = variants
+            run(cfg, log=lambda line: typer.echo(line))
+        except (QProbeError, FileNotFoundError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1)

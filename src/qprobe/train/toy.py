@@ -1,0 +1,166 @@
+"""A toy task that a tiny model can learn on CPU: score = brightness level.
+
+It checks that the training code *learns*, not only that it runs: images
+are textured fields whose mean brightness sets the label (MOS 1–5). The
+recipe mirrors the real pipeline at toy scale:
+
+1. a **format warm-up** (Stage-2 SFT code) on answers with *random* scores
+   — the model learns to write ``<answer>{"score": …}</answer>`` but nothing
+   about quality (a pretrained instruct model starts here);
+2. **Stage 1** rank-GRPO on the training images;
+3. before/after: mean ranking reward of the first vs last steps and SRCC of
+   the sampled-mean score on held-out images.
+
+Used by ``benchmarks/learn_toy.py`` and the slow test tier.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qprobe.manifest import ManifestRow, write_manifest
+
+
+def toy_pixels(level: float, size: tuple[int, int], seed: int) -> np.ndarray:
+    """A textured RGB image whose mean brightness grows with ``level`` in [0, 1]."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    tex = 14.0 * np.sin(xx / (4.0 + seed % 3) + seed) * np.cos(yy / 6.0)
+    img = 25.0 + 200.0 * level + tex[..., None] + rng.normal(0, 4.0, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_toy_set(root: Path, n: int, seed: int, split: str, size: tuple[int, int] = (112, 84)) -> Path:
+    """``n`` toy images with MOS = 1 + 4·level (level uniform in [0, 1]); returns the manifest."""
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        level = rng.random()
+        name = f"{split}{i:04d}.png"
+        Image.fromarray(toy_pixels(level, size, seed * 10_000 + i)).save(root / name)
+        rows.append(ManifestRow(id=f"{split}{i:04d}", path=name, dataset="toy", split=split, width=size[0],
+                                height=size[1], mos=round(1.0 + 4.0 * level, 4), mos_std=0.25,
+                                extra={"kind": "clean"}))
+    manifest = root / f"{split}.jsonl"
+    write_manifest(manifest, rows)
+    return manifest
+
+
+def random_answer_trajectories(manifest: Path, out_dir: Path, seed: int, view_long_side: int) -> Path:
+    """A flywheel-shaped folder whose episodes answer with a uniformly random integer score."""
+    from qprobe._fs import JsonlAppender
+    from qprobe.agent.actions import Answer
+    from qprobe.agent.env import EnvConfig, ProbeEnv
+    from qprobe.manifest import read_manifest, resolve_path
+
+    rng = random.Random(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with JsonlAppender(out_dir / "trajectories.jsonl") as fh:
+        for row in read_manifest(manifest):
+            env = ProbeEnv(EnvConfig(view_long_side=view_long_side, max_zooms=0))
+            path = str(resolve_path(row, manifest))
+            env.reset(path, path=path)
+            env.step(Answer(float(rng.randint(1, 5))))
+            fh.write({"id": row.id, "image": path, "trajectory": env.trajectory.to_dict()})
+    return out_dir
+
+
+def evaluate(model_dir: Path, manifest: Path, *, samples: int = 4, view_long_side: int = 112, seed: int = 0,
+             max_new_tokens: int = 40) -> dict[str, float]:
+    """SRCC (vs MOS) of the mean of ``samples`` sampled scores per image, and the parse rate."""
+    import torch
+    from PIL import Image
+    from scipy.stats import spearmanr
+    from transformers import AutoModelForImageTextToText
+
+    from qprobe.agent.env import global_view
+    from qprobe.backends.vlm.processor import load_processor, resized_size
+    from qprobe.io import load_rgb
+    from qprobe.manifest import read_manifest, resolve_path
+    from qprobe.train.rewards._completion import final_score
+    from qprobe.train.stage1 import probe_prompt, vision_token_ids
+
+    torch.manual_seed(seed)
+    processor = load_processor(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(str(model_dir)).eval()
+    make_prompt = probe_prompt(str(model_dir), max_zooms=0)
+    means, labels, parsed, total = [], [], 0, 0
+    for row in read_manifest(manifest):
+        view, _ = global_view(load_rgb(resolve_path(row, manifest)), view_long_side)
+        image = Image.fromarray(view)
+        messages = make_prompt((row.width, row.height), resized_size(processor, *image.size))
+        messages[-1] = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": messages[-1]["content"]}]}
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = processor(images=[image], text=[text], return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, do_sample=True, temperature=1.0, max_new_tokens=max_new_tokens,
+                                 num_return_sequences=samples, suppress_tokens=vision_token_ids(model))
+        replies = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=False)
+        scores = [s for s in (final_score(r) for r in replies) if s is not None]
+        total += len(replies)
+        parsed += len(scores)
+        if scores:
+            means.append(float(np.mean(scores)))
+            labels.append(float(row.mos))  # type: ignore[arg-type]
+    srcc = float(spearmanr(means, labels).statistic) if len(means) > 2 and np.std(means) > 0 else 0.0
+    return {"srcc": round(srcc, 4), "parse_rate": round(parsed / max(1, total), 4), "images": float(len(labels))}
+
+
+@dataclass
+class ToyResult:
+    before: dict[str, float]
+    after: dict[str, float]
+    reward_first: float
+    reward_last: float
+    steps: int
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "reward_first": self.reward_first,
+                "reward_last": self.reward_last, "steps": self.steps, "seconds": self.seconds}
+
+
+def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warmup_steps: int = 60,
+              rl_steps: int = 60, learning_rate: float = 5e-4, seed: int = 0, window: int = 10) -> ToyResult:
+    """Warm-up, then Stage 1; before/after held-out SRCC and first/last mean rank reward."""
+    from qprobe.testing.tiny_vlm import build_tiny_qwen25vl
+    from qprobe.train.stage1 import Stage1Config, run_stage1
+    from qprobe.train.stage2 import Stage2Config, run_stage2
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    base = build_tiny_qwen25vl(work / "tiny", seed=seed)
+    train = make_toy_set(work / "data", train_images, seed + 1, "train")
+    test = make_toy_set(work / "data", test_images, seed + 2, "test")
+    sft_data = random_answer_trajectories(train, work / "warmup_data", seed, 112)
+    warm = run_stage2(Stage2Config(model=str(base), data=str(sft_data), out_dir=str(work / "warmup"),
+                                   max_steps=warmup_steps, per_device_train_batch_size=8, learning_rate=2e-3,
+                                   use_cpu=True, save_steps=10_000, logging_steps=10, view_long_side=112, seed=seed))
+    seconds["warmup"] = time.perf_counter() - t
+    t = time.perf_counter()
+    before = evaluate(warm.final_dir, test, seed=seed)
+    seconds["eval_before"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rl = run_stage1(Stage1Config(model=str(warm.final_dir), manifest=str(train), out_dir=str(work / "stage1"),
+                                 max_steps=rl_steps, per_device_train_batch_size=16, num_generations=4,
+                                 images_per_group=4, max_completion_length=40, learning_rate=learning_rate,
+                                 use_cpu=True, save_steps=10_000, view_long_side=112, seed=seed,
+                                 num_train_epochs=100.0))
+    seconds["stage1"] = time.perf_counter() - t
+    t = time.perf_counter()
+    after = evaluate(rl.final_dir, test, seed=seed)
+    seconds["eval_after"] = time.perf_counter() - t
+    rewards = [h["rewards/rank_reward/mean"] for h in rl.log_history if "rewards/rank_reward/mean" in h]
+    k = min(window, max(1, len(rewards) // 2))
+    return ToyResult(before, after, round(float(np.mean(rewards[:k])), 4), round(float(np.mean(rewards[-k:])), 4),
+                     rl.global_step, {k2: round(v, 1) for k2, v in seconds.items()})

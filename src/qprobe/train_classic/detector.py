@@ -1,0 +1,273 @@
+"""Train the scan model and the dense defect head on benchmark builds.
+
+Data: ``qprobe.bench.builder.build`` run on the *training* photos only
+(clean copies, synthetic depth-of-field negatives, locally degraded
+variants); the held-out photos never reach this module.
+
+* **Scan model** — per 32-px block context features
+  (:mod:`qprobe.backends.classic.scan`) → P(defect), a one-hidden-layer MLP.
+  Blocks whose centre lies in a defect box's core are positives, blocks of
+  clean and depth-of-field images and away from defects are negatives,
+  blocks on the feathered border are ignored.
+* **Defect head** — crops made like the policy makes them (a defect box or a
+  random texture box, at least ``zoom_side`` px, enlarged 1.5x, at most
+  ``max_crop_side`` px for the network) → frozen stem → per-cell labels
+  (class of the defect whose core holds the cell centre, clean, or ignored
+  on the feather), trained with class-balanced cross-entropy plus a
+  severity regression on defect cells. The detection threshold is then
+  set so that negative crops (clean, DoF, undamaged areas) rarely fire.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from qprobe.agent.cropping import CropConfig, context_box
+from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
+from qprobe.backends.classic.model import ClassicNet
+from qprobe.backends.classic.runtime import fit_side, to_batch
+from qprobe.backends.classic.scan import block_features, context_features
+from qprobe.io import load_rgb
+from qprobe.manifest import ManifestRow
+from qprobe.types import Box
+
+FEATHER_FRAC = 0.12
+
+
+@dataclass
+class DetectorTrainConfig:
+    variants: int = field(default=6, metadata={"help": "Degraded variants per training photo."})
+    dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo."})
+    crops_per_defect: int = field(default=2, metadata={"help": "Positive crops per defect."})
+    negatives_per_image: int = field(default=3, metadata={"help": "Random crops per image (mostly clean)."})
+    zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom side (as the policy)."})
+    max_crop_side: int = field(default=640, metadata={"help": "Network input cap (as the policy)."})
+    view_long_side: int = field(default=512, metadata={"help": "Global view side (sets the min crop side)."})
+    epochs: int = field(default=15, metadata={"help": "Passes of the defect head over the cached crops."})
+    max_fp_per_crop: float = field(default=0.02, metadata={"help": "Target false detections per negative crop."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+
+def core_box(box: Box) -> Box:
+    """The part of a defect box not on its feathered border."""
+    f = FEATHER_FRAC * min(box.width, box.height)
+    return Box(box.x1 + f, box.y1 + f, max(box.x1 + f, box.x2 - f), max(box.y1 + f, box.y2 - f))
+
+
+def cell_labels(
+    grid: tuple[int, int], crop_box: Box, row: ManifestRow, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class index per cell, -1 = ignore; severity per cell) for a crop's h x w grid."""
+    h, w = grid
+    sx, sy = crop_box.width / w, crop_box.height / h
+    cx = crop_box.x1 + (np.arange(w) + 0.5) * sx
+    cy = crop_box.y1 + (np.arange(h) + 0.5) * sy
+    labels = np.zeros((h, w), np.int64)
+    sev = np.zeros((h, w), np.float32)
+    for d in row.defects:
+        b = d.bbox
+        core = core_box(b)
+        inside = (cy[:, None] >= b.y1) & (cy[:, None] < b.y2) & (cx[None, :] >= b.x1) & (cx[None, :] < b.x2)
+        in_core = (cy[:, None] >= core.y1) & (cy[:, None] < core.y2) & (cx[None, :] >= core.x1) & (cx[None, :] < core.x2)
+        k = classes.index(d.type) if d.type in classes else -1
+        labels[inside & ~in_core] = -1
+        labels[in_core] = k
+        sev[in_core] = float(d.severity or 3)
+    return labels, sev
+
+
+def _random_box(rng: np.random.Generator, w: int, h: int, side: int) -> Box:
+    s = min(side, w, h)
+    x = float(rng.uniform(0, w - s))
+    y = float(rng.uniform(0, h - s))
+    return Box(x, y, x + s, y + s)
+
+
+def _proposal_box(rng: np.random.Generator, b: Box, side: int, w: int, h: int) -> Box:
+    """A defect box as the scan would propose it: jittered, at least ``side``."""
+    jx = rng.uniform(-0.25, 0.25) * b.width
+    jy = rng.uniform(-0.25, 0.25) * b.height
+    cx, cy = b.center[0] + jx, b.center[1] + jy
+    bw = max(b.width * rng.uniform(0.8, 1.3), side)
+    bh = max(b.height * rng.uniform(0.8, 1.3), side)
+    return Box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2).clip(w, h)
+
+
+@dataclass
+class CropSample:
+    stem: torch.Tensor  # 1 x C x h x w fp16
+    labels: np.ndarray  # h x w int (-1 ignore)
+    severity: np.ndarray  # h x w
+    negative: bool  # no defect cell at all
+    kind: str  # clean / dof / degraded
+
+
+@torch.no_grad()
+def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], cfg: DetectorTrainConfig) -> list[CropSample]:
+    rng = np.random.default_rng(cfg.seed)
+    crop_cfg = CropConfig()
+    out: list[CropSample] = []
+    t0 = time.time()
+    for n, row in enumerate(rows):
+        img = load_rgb(row.path)
+        h, w = img.shape[:2]
+        view_scale = min(1.0, cfg.view_long_side / max(w, h))
+        boxes = [_proposal_box(rng, d.bbox, cfg.zoom_side, w, h) for d in row.defects for _ in range(cfg.crops_per_defect)]
+        boxes += [_random_box(rng, w, h, cfg.zoom_side) for _ in range(cfg.negatives_per_image)]
+        for req in boxes:
+            eff = context_box(req, (w, h), crop_cfg, view_scale)
+            x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
+            pix = fit_side(img[y1:y2, x1:x2], cfg.max_crop_side)
+            stem = net.tap(to_batch(pix)).half()
+            grid = (stem.shape[2], stem.shape[3])
+            labels, sev = cell_labels(grid, eff, row, classes)
+            out.append(CropSample(stem, labels, sev, not (labels > 0).any(), str(row.extra.get("kind", "?"))))
+        if (n + 1) % 10 == 0:
+            print(f"  detector crops: {n + 1}/{len(rows)} images, {len(out)} crops ({time.time() - t0:.0f}s)", flush=True)
+    return out
+
+
+def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainConfig) -> None:
+    """Train ``net.defect`` in place on cached crop stems."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_cls = len(net.config.classes)
+    counts = np.bincount(np.concatenate([s.labels[s.labels >= 0] for s in samples]), minlength=n_cls).astype(np.float64)
+    weight = torch.tensor((counts.sum() / np.maximum(counts, 1.0) / n_cls) ** 0.5, dtype=torch.float32)
+    ce = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
+    opt = torch.optim.AdamW(net.defect.parameters(), lr=2e-3, weight_decay=1e-4)
+    net.defect.train()
+    for epoch in range(cfg.epochs):
+        losses = []
+        for i in rng.permutation(len(samples)):
+            s = samples[int(i)]
+            out = net.defect_logits(s.stem.float())
+            y = torch.from_numpy(s.labels).unsqueeze(0)
+            loss = ce(out[:, :n_cls], y)
+            pos = torch.from_numpy(s.labels > 0)
+            if pos.any():
+                sev_pred = 1.0 + 4.0 * torch.sigmoid(out[0, n_cls])
+                loss = loss + 0.1 * ((sev_pred - torch.from_numpy(s.severity)) ** 2)[pos].mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            print(f"  defect head epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.4f}", flush=True)
+    net.defect.eval()
+
+
+@torch.no_grad()
+def choose_threshold(net: ClassicNet, samples: list[CropSample], max_fp_per_crop: float) -> tuple[float, dict[str, float]]:
+    """Lowest threshold whose false components per negative crop stay under the target."""
+    classes = list(net.config.classes)
+    n_cls = len(classes)
+    maps = []
+    for s in samples:
+        out = net.defect_logits(s.stem.float())[0].numpy()
+        maps.append((softmax(out[:n_cls], axis=0), s))
+    best = 0.95
+    stats: dict[str, float] = {}
+    for t in np.arange(0.30, 0.96, 0.05):
+        settings = DetectorSettings(threshold=float(t))
+        fp = 0
+        neg = 0
+        hit = 0
+        pos = 0
+        for probs, s in maps:
+            box = Box(0, 0, probs.shape[2], probs.shape[1])
+            found = detect(probs, np.full(probs.shape[1:], 3.0), classes, box, settings)
+            if s.negative:
+                neg += 1
+                fp += len(found)
+            elif (s.labels > 0).sum() >= 4:
+                pos += 1
+                hit += int(any(_covers(f.bbox, s.labels) for f in found))
+        fp_rate = fp / max(neg, 1)
+        if fp_rate <= max_fp_per_crop:
+            best = float(t)
+            stats = {"threshold": best, "fp_per_negative_crop": fp_rate, "positive_crop_hit_rate": hit / max(pos, 1)}
+            break
+    return best, stats
+
+
+def _covers(box: Box, labels: np.ndarray) -> bool:
+    ys, xs = np.nonzero(labels > 0)
+    gt = Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return box.iou(gt) >= 0.3
+
+
+# -- scan model -----------------------------------------------------------------
+def scan_examples(rows: list[ManifestRow], cell: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    t0 = time.time()
+    for n, row in enumerate(rows):
+        img = load_rgb(row.path)
+        scan = block_features(img, cell=cell)
+        ctx = context_features(scan, radius=radius)
+        rows_, cols_ = scan.shape
+        c = scan.cell
+        cy = (np.arange(rows_) + 0.5) * c
+        cx = (np.arange(cols_) + 0.5) * c
+        lab = np.zeros((rows_, cols_), np.float32)
+        for d in row.defects:
+            b, core = d.bbox, core_box(d.bbox)
+            inside = (cy[:, None] >= b.y1) & (cy[:, None] < b.y2) & (cx[None, :] >= b.x1) & (cx[None, :] < b.x2)
+            in_core = (cy[:, None] >= core.y1) & (cy[:, None] < core.y2) & (cx[None, :] >= core.x1) & (cx[None, :] < core.x2)
+            lab[inside & ~in_core] = -1
+            lab[in_core] = 1
+        keep = lab >= 0
+        xs.append(ctx[keep])
+        ys.append(lab[keep])
+        if (n + 1) % 20 == 0:
+            print(f"  scan features: {n + 1}/{len(rows)} images ({time.time() - t0:.0f}s)", flush=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_scan(x: np.ndarray, y: np.ndarray, hidden: int = 16, epochs: int = 300, seed: int = 0) -> dict[str, object]:
+    """One-hidden-layer MLP (no bias in the hidden layer: the features carry a constant)."""
+    torch.manual_seed(seed)
+    X = torch.from_numpy(x.astype(np.float32))
+    Y = torch.from_numpy(y.astype(np.float32))
+    w1 = nn.Parameter(torch.randn(X.shape[1], hidden) * 0.3)
+    w2 = nn.Parameter(torch.zeros(hidden + 1))
+    pos = float(Y.mean())
+    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - pos) / max(pos, 1e-6)))
+    opt = torch.optim.Adam([w1, w2], lr=1e-2, weight_decay=1e-4)
+    for _ in range(epochs):
+        z = torch.relu(X @ w1)
+        logit = z @ w2[:-1] + w2[-1]
+        loss = bce(logit, Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        p = torch.sigmoid(torch.relu(X @ w1) @ w2[:-1] + w2[-1]).numpy()
+    neg_p = p[y == 0]
+    # threshold: 99th percentile of negatives, so clean texture rarely forms blobs
+    threshold = float(np.quantile(neg_p, 0.99)) if neg_p.size else 0.5
+    recall = float((p[y == 1] > threshold).mean()) if (y == 1).any() else 0.0
+    print(f"  scan model: {len(y)} blocks, {int(y.sum())} positive, block recall {recall:.3f} at p>{threshold:.3f}")
+    return {
+        "hidden": w1.detach().numpy().tolist(),
+        "weights": w2.detach().numpy().tolist(),
+        "threshold": threshold,
+        "block_recall": recall,
+    }
+
+
+def link_photos(photos: list[Path], folder: Path) -> Path:
+    """A folder of symlinks to ``photos`` (the builder reads a folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in photos:
+        link = folder / p.name
+        if not link.exists():
+            os.symlink(p.resolve(), link)
+    return folder

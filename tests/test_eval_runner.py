@@ -1,0 +1,131 @@
+"""Runner, report files, resume, failure counting and the ``qprobe eval`` CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from _helpers_eval import FakeProber, make_bench
+from qprobe._fs import read_jsonl_tolerant
+from qprobe.eval.datasets import load_dataset
+from qprobe.eval.runner import evaluate, groups_of
+from qprobe.eval.scorers import create_scorer, list_scorers
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def clive_rows(clive_dir: Path) -> list:
+    return load_dataset("clive", clive_dir)[:N]
+
+
+def test_create_scorer_names() -> None:
+    assert create_scorer("niqe").name == "niqe"
+    assert {"niqe", "brisque", "piqe"} <= set(list_scorers())
+    with pytest.raises(KeyError, match="unknown"):
+        create_scorer("no-such-scorer")
+
+
+def test_evaluate_baselines_side_by_side_and_resume(clive_rows: list, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = evaluate(["niqe", "brisque", "piqe"], clive_rows, out, n_boot=50, progress=False)
+    for n in ("niqe", "brisque", "piqe"):
+        rep = res.scorers[n].report
+        assert rep.n_ok == N and rep.n_failed == 0 and rep.value("srcc") is not None
+        lines = read_jsonl_tolerant(out / "predictions" / f"{n}.jsonl")
+        assert [r["id"] for r in lines] == [r.id for r in clive_rows]
+        assert all(r["score"] is not None and "raw" in r["extra"] for r in lines)
+    for f in ("summary.md", "summary.csv", "summary.json", "config.yaml", "scatter_niqe.png"):
+        assert (out / f).is_file(), f
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_images"] == N and summary["versions"]["numpy"] and "commit" in summary["git"]
+    assert summary["config"]["scorers"] == ["niqe", "brisque", "piqe"]
+    md = (out / "summary.md").read_text()
+    assert f"| niqe | {N} | 0 |" in md
+    # a killed run left a torn line: resume drops it and scores only what is missing
+    pred = out / "predictions" / "niqe.jsonl"
+    kept = pred.read_text().splitlines(keepends=True)[:3]
+    pred.write_text("".join(kept) + '{"id": "torn')
+    seen: list[str] = []
+    res2 = evaluate(["niqe", "brisque", "piqe"], clive_rows, out, n_boot=50, progress=False,
+                    on_record=lambda n, rec: seen.append(f"{n}:{rec['id']}"))
+    assert seen == [f"niqe:{r.id}" for r in clive_rows[3:]]
+    assert res2.metric("niqe", "srcc") == pytest.approx(res.metric("niqe", "srcc"))
+    assert len(read_jsonl_tolerant(pred)) == N
+
+
+def test_failures_counted_never_substituted(clive_rows: list, tmp_path: Path) -> None:
+    rows = [r for r in clive_rows[:6]]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    rows[2].path = str(broken)
+    res = evaluate("piqe", rows, tmp_path / "out", n_boot=0, progress=False)
+    rep = res.scorers["piqe"].report
+    assert (rep.n_total, rep.n_ok, rep.n_failed) == (6, 5, 1)
+    rec = res.scorers["piqe"].records[2]
+    assert rec["score"] is None and rec["error"].startswith("image:")
+    assert "Failures" in (tmp_path / "out" / "summary.md").read_text()
+    # a retry still fails and is still not substituted
+    res2 = evaluate("piqe", rows, tmp_path / "out", n_boot=0, progress=False, retry_failed=True)
+    assert res2.scorers["piqe"].report.n_failed == 1
+
+
+def test_workers_give_same_predictions(clive_rows: list, tmp_path: Path) -> None:
+    rows = clive_rows[:4]
+    a = evaluate("piqe", rows, None, n_boot=0, progress=False)
+    b = evaluate("piqe", rows, tmp_path / "w2", n_boot=0, progress=False, workers=2)
+    assert [r["score"] for r in a.scorers["piqe"].records] == [r["score"] for r in b.scorers["piqe"].records]
+
+
+def test_bench_breakdown_with_probing_scorer(tmp_path: Path) -> None:
+    make_bench(tmp_path / "bench")
+    rows = load_dataset("qprobe-bench", tmp_path / "bench")
+    assert groups_of(rows[0]) == ["clean"] and groups_of(rows[1]) == ["noise"] and groups_of(rows[2]) == ["dof"]
+    res = evaluate(FakeProber(fail_ids=("s0_dof",)), rows, tmp_path / "out", n_boot=20, progress=False)
+    s = res.scorers["fake"]
+    assert set(s.breakdown) == {"clean", "noise", "dof"}
+    assert s.breakdown["dof"].n_failed == 1 and s.report.n_failed == 1
+    assert s.breakdown["noise"].extra["mean_score"] < s.breakdown["clean"].extra["mean_score"]
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Breakdown by degradation" in md and "| noise | 3 | 0 |" in md
+    rec = s.records[1]
+    assert rec["defects"] and rec["probes"]
+
+
+def test_cli_eval_split_and_analyze(clive_dir: Path, tmp_path: Path) -> None:
+    from qprobe.cli.main import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    r = runner.invoke(app, ["eval", "--scorer", "piqe", "--scorer", "niqe", "--dataset", f"clive:{clive_dir}",
+                            "--out", str(out), "--limit", "5", "--n-boot", "20", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "| piqe | 5 | 0 |" in r.output and (out / "predictions" / "niqe.jsonl").is_file()
+    bad = runner.invoke(app, ["eval", "--scorer", "piqe", "--dataset", "clive", "--out", str(out)])
+    assert bad.exit_code == 2 and "NAME:PATH" in bad.output
+    missing = runner.invoke(app, ["eval", "--scorer", "piqe"])
+    assert missing.exit_code == 2 and "required" in missing.output
+    sp = runner.invoke(app, ["eval", "split", "--dataset", f"clive:{clive_dir}", "--out", str(tmp_path / "sp"),
+                             "--seed", "3"])
+    assert sp.exit_code == 0, sp.output
+    n = {k: len((tmp_path / "sp" / f"{k}.txt").read_text().split()) for k in ("train", "val", "test")}
+    assert sum(n.values()) > 820 and n["train"] > n["test"]  # (+ header comment words)
+    make_bench(tmp_path / "bench", n_sources=2)
+    an = runner.invoke(app, ["eval", "analyze", "--scorer", "piqe", "--dataset", f"qprobe-bench:{tmp_path / 'bench'}",
+                             "--out", str(tmp_path / "an")])
+    assert an.exit_code == 0, an.output
+    assert json.loads((tmp_path / "an" / "analyses.json").read_text())["n_images"] == 6
+
+
+@pytest.mark.slow
+def test_full_clive_baselines(clive_dir: Path, tmp_path: Path) -> None:
+    """The README table run: 820 images, three baselines, two workers."""
+    rows = load_dataset("clive", clive_dir)
+    res = evaluate(["niqe", "brisque", "piqe"], rows, tmp_path / "full", workers=2, progress=False)
+    for n in ("niqe", "brisque", "piqe"):
+        assert res.scorers[n].report.n_ok == 820
+    assert res.metric("brisque", "srcc") > 0.5

@@ -1,0 +1,95 @@
+"""`qprobe score`: JSON lines, per-file errors, overlays, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_texture
+from qprobe.cli.main import app
+from qprobe.io import save_image
+from test_io import write_bad_inputs
+
+runner = CliRunner()
+KEYS = {"path", "score", "defects", "probes", "backend", "version", "elapsed_s"}
+
+
+def _lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("score") / "good.png"
+    save_image(p, make_texture(480, 720, seed=9))
+    return p
+
+
+def test_json_lines_format(good: Path) -> None:
+    res = runner.invoke(app, ["score", str(good), str(good), "--backend", "dummy", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = _lines(res.stdout)
+    assert len(rows) == 2
+    for row in rows:
+        assert set(row) == KEYS
+        assert row["path"] == str(good) and 1 <= row["score"] <= 5 and row["backend"] == "dummy"
+        assert all(len(p) == 4 for p in row["probes"])
+
+
+def test_every_bad_input_gives_a_clean_per_file_error(tmp_path: Path, good: Path) -> None:
+    expected = write_bad_inputs(tmp_path / "bad")
+    files = [str(tmp_path / "bad" / n) for n in expected] + [str(tmp_path / "missing.png"), str(good)]
+    res = runner.invoke(app, ["score", *files, "--backend", "dummy", "--json"])
+    assert res.exit_code == 1
+    rows = {r["path"]: r for r in _lines(res.stdout)}
+    assert len(rows) == len(files)  # every file got its line, none crashed the run
+    for name, outcome in expected.items():
+        row = rows[str(tmp_path / "bad" / name)]
+        if outcome == "error":
+            assert row["score"] is None and name in row["error"]
+        else:
+            assert row["score"] is not None and "error" not in row
+    assert "not found" in rows[str(tmp_path / "missing.png")]["error"]
+    assert rows[str(good)]["score"] is not None
+    assert "error:" in res.stderr and "Traceback" not in res.output
+
+
+def test_text_output_overlay_and_trajectories(tmp_path: Path, good: Path) -> None:
+    ov = tmp_path / "ov.png"
+    traj = tmp_path / "t.jsonl"
+    res = runner.invoke(app, ["score", str(good), "-b", "dummy", "--overlay", str(ov), "--trajectories", str(traj)])
+    assert res.exit_code == 0, res.output
+    assert "score" in res.stdout and ov.is_file() and ov.stat().st_size > 0
+    from qprobe.types import read_trajectories
+
+    assert len(list(read_trajectories(traj))) == 1
+
+
+def test_folder_input_and_overlay_folder(tmp_path: Path) -> None:
+    for i in range(2):
+        save_image(tmp_path / "in" / f"im{i}.png", make_texture(200, 300, seed=i))
+    res = runner.invoke(app, ["score", str(tmp_path / "in"), "-b", "dummy", "--overlay", str(tmp_path / "ov")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["im0.overlay.png", "im1.overlay.png"]
+
+
+def test_unknown_backend_and_empty_folder(tmp_path: Path, good: Path) -> None:
+    res = runner.invoke(app, ["score", str(good), "-b", "dumy"])
+    assert res.exit_code == 2 and "did you mean 'dummy'" in res.output
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["score", str(tmp_path / "empty"), "-b", "dummy"])
+    assert res.exit_code == 2
+
+
+def test_classic_with_weights_file(tmp_path: Path, good: Path) -> None:
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    w = make_random_weights(tmp_path / "w.pt")
+    res = runner.invoke(app, ["score", str(good), "--weights", str(w), "--json", "--max-zooms", "1"])
+    assert res.exit_code == 0, res.output
+    (row,) = _lines(res.stdout)
+    assert row["backend"] == "classic" and len(row["probes"]) == 1
