@@ -45,6 +45,7 @@ def main() -> int:
     ap.add_argument("--crop-max-pixels", type=int, default=None, help="Crop budget (default: the backends' default).")
     args = ap.parse_args()
 
+    from PIL import Image
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from qprobe.agent.actions import Zoom
@@ -52,7 +53,6 @@ def main() -> int:
     from qprobe.backends.vlm.backend import DEFAULT_CROP_MAX_PIXELS
     from qprobe.backends.vlm.messages import fit_pixels
     from qprobe.types import Box
-    from PIL import Image
 
     crop_budget = args.crop_max_pixels or DEFAULT_CROP_MAX_PIXELS
     proc = Qwen2VLImageProcessorPil(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, patch_size=14, merge_size=2)

@@ -39,7 +39,8 @@ def main() -> None:
     ratio = r.reward_last / r.reward_first if r.reward_first else float("nan")
     print(f"mean rank reward   first {r.reward_first:.3f}  last {r.reward_last:.3f}  ratio {ratio:.3f}  "
           f"({r.steps} GRPO steps)")
-    print("seconds            " + json.dumps(r.seconds))
+    print("wall seconds       " + json.dumps(r.seconds))
+    print("CPU seconds        " + json.dumps(r.cpu_seconds) + f"  total {sum(r.cpu_seconds.values()) / 60:.1f} CPU min")
 
 
 if __name__ == "__main__":

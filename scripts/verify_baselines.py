@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REFERENCE_CODE = r'''
+REFERENCE_CODE = r"""
 import json, sys
 import numpy as np
 import scipy, scipy.misc
@@ -74,7 +74,7 @@ for path in json.loads(sys.stdin.read()):
     rec["piqe"] = float(piqe(np.round(gray).astype(np.uint8))[0])
     out[path] = rec
 print(json.dumps(out))
-'''
+"""
 
 
 def main() -> int:
@@ -93,7 +93,11 @@ def main() -> int:
 
     paths = [str(p.resolve()) for p in list_images(args.images)[: args.limit]]
     proc = subprocess.run(
-        [args.ref_python, "-c", REFERENCE_CODE], input=json.dumps(paths), capture_output=True, text=True
+        [args.ref_python, "-c", REFERENCE_CODE],
+        input=json.dumps(paths),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         print(proc.stderr, file=sys.stderr)
@@ -116,9 +120,11 @@ def main() -> int:
             "srcc_ours_vs_ref": float(spearmanr(o, r).statistic),
             "ref_range": [float(r.min()), float(r.max())],
         }
-        print(f"{n:8s} n={len(paths)} max|diff|={d.max():.3g} mean|diff|={d.mean():.3g} "
-              f"max rel={summary[n]['max_rel_diff']:.3g} SRCC(ours, ref)={summary[n]['srcc_ours_vs_ref']:.5f} "
-              f"ref range {r.min():.2f}..{r.max():.2f}")
+        print(
+            f"{n:8s} n={len(paths)} max|diff|={d.max():.3g} mean|diff|={d.mean():.3g} "
+            f"max rel={summary[n]['max_rel_diff']:.3g} SRCC(ours, ref)={summary[n]['srcc_ours_vs_ref']:.5f} "
+            f"ref range {r.min():.2f}..{r.max():.2f}"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps({"summary": summary, "images": rows}, indent=1) + "\n")
     return 0

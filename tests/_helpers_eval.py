@@ -40,8 +40,21 @@ def make_bench(root: Path, n_sources: int = 3) -> list[ManifestRow]:
         ):
             rid = f"s{s}_{kind}"
             Image.fromarray(arr).save(root / "images" / f"{rid}.png")
-            rows.append(ManifestRow(rid, f"images/{rid}.png", "qprobe-bench", "test", W, H, mos=mos,
-                                    defects=defects, source_id=f"s{s}", dof=kind == "dof", extra={"kind": kind}))
+            rows.append(
+                ManifestRow(
+                    rid,
+                    f"images/{rid}.png",
+                    "qprobe-bench",
+                    "test",
+                    W,
+                    H,
+                    mos=mos,
+                    defects=defects,
+                    source_id=f"s{s}",
+                    dof=kind == "dof",
+                    extra={"kind": kind},
+                )
+            )
     write_manifest(root / "manifest.jsonl", rows)
     return rows
 
@@ -60,8 +73,15 @@ class FakeProber:
         self.crop_penalty = crop_penalty
         self.fail_ids = fail_ids
 
-    def assess(self, image: Any, *, path: str | None = None, forced_probes: list[Box] | None = None,
-               max_zooms: int | None = None, seed: int | None = None) -> Assessment:
+    def assess(
+        self,
+        image: Any,
+        *,
+        path: str | None = None,
+        forced_probes: list[Box] | None = None,
+        max_zooms: int | None = None,
+        seed: int | None = None,
+    ) -> Assessment:
         if path is not None and any(f in path for f in self.fail_ids):
             return Assessment(score=None, backend=self.name, path=path, error="parse: no <answer> in output")
         rgb = load_rgb(image).astype(np.float32)
@@ -77,11 +97,28 @@ class FakeProber:
         flagged = [Box(x, y, x + 32, y + 32) for e, x, y in blocks if e > 3.0 * med]
         defects = []
         if flagged:  # one box around the flagged blocks
-            defects = [Defect(Box(min(b.x1 for b in flagged), min(b.y1 for b in flagged),
-                                  max(b.x2 for b in flagged), max(b.y2 for b in flagged)), "noise", 3, 0.9)]
+            defects = [
+                Defect(
+                    Box(
+                        min(b.x1 for b in flagged),
+                        min(b.y1 for b in flagged),
+                        max(b.x2 for b in flagged),
+                        max(b.y2 for b in flagged),
+                    ),
+                    "noise",
+                    3,
+                    0.9,
+                )
+            ]
         score = 5.0 - 15.0 * len(flagged) / len(blocks)
         if forced_probes:
             score -= self.crop_penalty
         probes = list(forced_probes) if forced_probes else flagged
-        return Assessment(score=max(1.0, score), defects=defects, probes=probes, backend=self.name, path=path,
-                          image_size=(w, h))
+        return Assessment(
+            score=max(1.0, score),
+            defects=defects,
+            probes=probes,
+            backend=self.name,
+            path=path,
+            image_size=(w, h),
+        )

@@ -158,10 +158,12 @@ def test_other_recipe_in_same_folder_is_refused(built, photos, tmp_path):
     _, ref = built
     out = tmp_path / "x"
     shutil.copytree(ref, out)
-    with pytest.raises(ConfigError, match="another recipe or seed"):
+    with pytest.raises(ConfigError, match="another recipe, seed or image format"):
         build(_cfg(photos, out, max_area=0.03))
-    with pytest.raises(ConfigError, match="another recipe or seed"):
+    with pytest.raises(ConfigError, match="another recipe, seed or image format"):
         build(_cfg(photos, out, seed=5))
+    with pytest.raises(ConfigError, match="another recipe, seed or image format"):
+        build(_cfg(photos, out, image_format="jpg"))
 
 
 def test_bad_inputs_never_abort(tmp_path):
@@ -205,22 +207,33 @@ def test_workers_give_the_same_result(built, photos, tmp_path):
 
 
 def test_family_filter_and_jpg_output(photos, tmp_path):
-    summary = build(
-        _cfg(
-            photos,
-            tmp_path / "j",
-            variants=2,
-            degradations=["*noise*"],
-            image_format="jpg",
-            clean=False,
-            dof_per_photo=0,
-        )
-    )
-    rows = read_manifest(tmp_path / "j" / "manifest.jsonl")
-    assert summary.rows == 6 and all(r.path.endswith(".jpg") for r in rows)
-    assert {d.type for r in rows for d in r.defects} <= {"gaussian_noise", "iso_noise"}
-    with Image.open(tmp_path / "j" / rows[0].path) as im:
+    summary = build(_cfg(photos, tmp_path / "j", variants=2, degradations=["*noise*"], image_format="jpg"))
+    rows = {r.id: r for r in read_manifest(tmp_path / "j" / "manifest.jsonl")}
+    assert summary.rows == 12 and all(r.path.endswith(".jpg") for r in rows.values())
+    assert {d.type for r in rows.values() for d in r.defects} <= {"gaussian_noise", "iso_noise"}
+    with Image.open(tmp_path / "j" / rows["p0-clean"].path) as im:
         assert im.format == "JPEG"
+    # the format changes storage, not content: same regions and labels as a PNG build
+    png = {
+        r.id: r
+        for r in read_manifest(
+            build(_cfg(photos, tmp_path / "p", variants=2, degradations=["*noise*"])).manifest
+        )
+    }
+    assert [r.defects for r in png.values()] == [rows[i].defects for i in png]
+    assert [r.mos for r in png.values()] == [rows[i].mos for i in png]
+    # JPEG 4:4:4 codes each 8x8 block on its own: outside the box widened to the
+    # block grid, a degraded file decodes bit-identical to the clean copy.
+    for r in rows.values():
+        if r.extra["kind"] != "degraded":
+            continue
+        clean = load_rgb(tmp_path / "j" / rows[f"{r.source_id}-clean"].path)
+        img = load_rgb(tmp_path / "j" / r.path)
+        inside = np.zeros(img.shape[:2], bool)
+        for d in r.defects:
+            x1, y1, x2, y2 = d.bbox.to_int()
+            inside[y1 // 8 * 8 : -(-y2 // 8) * 8, x1 // 8 * 8 : -(-x2 // 8) * 8] = True
+        assert np.array_equal(img[~inside], clean[~inside])
 
 
 def test_cli_build_and_sheet(photos, tmp_path):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: spinning threads crawl on a busy CPU
+
 import numpy as np
 import pytest
 
@@ -99,7 +103,9 @@ def test_fit_fusion_recovers_weights_and_keeps_signs() -> None:
     rng = np.random.default_rng(0)
     x = np.stack([np.ones(200), rng.uniform(2, 5, 200), -rng.uniform(0, 1, 200), rng.uniform(0, 0.5, 200)], 1)
     y = x @ np.array([0.3, 0.9, 0.4, -1.5])
-    w = fit_fusion(x, y, ridge=1e-6)
+    w = fit_fusion(x, y, ridge=1e-6, global_weight=None)
     assert np.allclose(w, [0.3, 0.9, 0.4, -1.5], atol=1e-2)
+    w = fit_fusion(x, y, ridge=1e-6)  # w1 fixed at 1 by default
+    assert w[1] == 1.0 and w[3] < 0
     w = fit_fusion(x, -x[:, 3] * -3 + x[:, 1])  # burden that "raises" quality is clamped to 0
     assert w[3] <= 0.0

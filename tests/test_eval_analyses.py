@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _helpers_eval import NOISE_BOX, FakeProber, make_bench
+
 from qprobe.eval.analyses import (
     best_ious,
     clean_probe_boxes,
@@ -62,8 +62,17 @@ def test_dof_false_positives(bench: list) -> None:
     dof = [r for r in bench if r.extra["kind"] == "dof"]
     clean = [r for r in bench if r.extra["kind"] == "clean"]
     blur = Assessment(3.0, defects=[Defect(Box(0, 0, 10, 10), "gaussian_blur")])
-    res = dof_false_positives(dof + clean, [blur, Assessment(4.0), blur, Assessment(4.5), Assessment(4.5),
-                                            Assessment(4.5, defects=[Defect(Box(0, 0, 5, 5), "noise")])])
+    res = dof_false_positives(
+        dof + clean,
+        [
+            blur,
+            Assessment(4.0),
+            blur,
+            Assessment(4.5),
+            Assessment(4.5),
+            Assessment(4.5, defects=[Defect(Box(0, 0, 5, 5), "noise")]),
+        ],
+    )
     assert res["dof"]["share_with_defects"] == pytest.approx(2 / 3)
     assert res["dof"]["share_with_blur_defects"] == pytest.approx(2 / 3)
     assert res["clean"]["share_with_defects"] == pytest.approx(1 / 3)
@@ -113,3 +122,9 @@ def test_with_dummy_backend(bench: list) -> None:
     res = run_analyses(dummy, bench[:6], n_probes=1, seed=0)
     assert res.n_images == 6 and res.crop_bias["by_kind"]
     assert res.localization["n_gt_boxes"] == 2
+
+
+def test_unlabelled_rows_are_refused(clive_dir: Path) -> None:
+    rows = load_dataset("clive", clive_dir)[:3]
+    with pytest.raises(ValueError, match="qprobe-bench"):
+        run_analyses(FakeProber(), rows)

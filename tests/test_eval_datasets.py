@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ LABELS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "label
 
 def img(path: Path, w: int = 24, h: int = 16) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.random.default_rng(len(str(path))).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    arr = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 255, (h, w, 3), dtype=np.uint8)
     Image.fromarray(arr).save(path)
     return path
 
@@ -39,7 +40,16 @@ def check_rows(rows: list, n: int) -> None:
 
 def test_registry_names() -> None:
     assert list_datasets() == [
-        "agiqa3k", "clive", "csiq", "kadid10k", "koniq10k", "pipal", "qprobe-bench", "spaq", "tid2013", "uhdiqa",
+        "agiqa3k",
+        "clive",
+        "csiq",
+        "kadid10k",
+        "koniq10k",
+        "pipal",
+        "qprobe-bench",
+        "spaq",
+        "tid2013",
+        "uhdiqa",
     ]
     for name in list_datasets():
         meta = DATASETS.metadata(name)
@@ -74,8 +84,13 @@ def test_clive_official_challengedb_layout(tmp_path: Path) -> None:
         names_cell[i, 0] = n
     (root / "Data").mkdir(parents=True)
     savemat(root / "Data" / "AllImages_release.mat", {"AllImages_release": names_cell})
-    savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.array([[63.9634, 25.3353, 47.2, 80.1]])})
-    savemat(root / "Data" / "AllStdDev_release.mat", {"AllStdDev_release": np.array([[18.3762, 13.6514, 20.0, 10.0]])})
+    savemat(
+        root / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.array([[63.9634, 25.3353, 47.2, 80.1]])}
+    )
+    savemat(
+        root / "Data" / "AllStdDev_release.mat",
+        {"AllStdDev_release": np.array([[18.3762, 13.6514, 20.0, 10.0]])},
+    )
     img(root / "Images" / "trainingImages" / "t1.bmp")
     img(root / "Images" / "trainingImages" / "t2.bmp")
     img(root / "Images" / "3.bmp")
@@ -91,8 +106,11 @@ def test_clive_official_challengedb_layout(tmp_path: Path) -> None:
 
 
 def test_clive_unified_csv(tmp_path: Path) -> None:
-    csvp = write(tmp_path / "LIVE_Challenge.csv", "dis_img_path,dis_type,score\n"
-                 "LIVE_Challenge/Images/101.bmp,Authentic,66.3595\nLIVE_Challenge/Images/102.bmp,Authentic,44.695\n")
+    csvp = write(
+        tmp_path / "LIVE_Challenge.csv",
+        "dis_img_path,dis_type,score\n"
+        "LIVE_Challenge/Images/101.bmp,Authentic,66.3595\nLIVE_Challenge/Images/102.bmp,Authentic,44.695\n",
+    )
     img(tmp_path / "LIVE_Challenge" / "Images" / "101.bmp")
     img(tmp_path / "LIVE_Challenge" / "Images" / "102.bmp")
     rows = load_dataset("clive", csvp)
@@ -129,8 +147,10 @@ def test_koniq_scores_and_distributions_and_unified(tmp_path: Path) -> None:
         img(tmp_path / "1024x768" / f"{n}.jpg")
     rows = load_dataset("koniq10k", tmp_path)
     assert [r.split for r in rows] == ["all"] * 3
-    uni = write(tmp_path / "KonIQ-10k.csv", "dis_img_path,dis_type,score\n"
-                "KonIQ-10k/1024x768/10004473376.jpg,Authentic,3.82857142857143\n")
+    uni = write(
+        tmp_path / "KonIQ-10k.csv",
+        "dis_img_path,dis_type,score\nKonIQ-10k/1024x768/10004473376.jpg,Authentic,3.82857142857143\n",
+    )
     img(tmp_path / "KonIQ-10k" / "1024x768" / "10004473376.jpg")
     u = load_dataset("koniq10k", uni)
     assert u[0].id == rows[0].id and u[0].mos == pytest.approx(rows[0].mos)
@@ -157,7 +177,10 @@ def test_spaq_xlsx(tmp_path: Path) -> None:
 
 
 def test_spaq_unified(tmp_path: Path) -> None:
-    csvp = write(tmp_path / "SPAQ.csv", "dis_img_path,dis_type,score\nSPAQ/Dataset/TestImage/00001.jpg,Authentic,48.86\n")
+    csvp = write(
+        tmp_path / "SPAQ.csv",
+        "dis_img_path,dis_type,score\nSPAQ/Dataset/TestImage/00001.jpg,Authentic,48.86\n",
+    )
     img(tmp_path / "SPAQ" / "Dataset" / "TestImage" / "00001.jpg")
     rows = load_dataset("spaq", csvp)
     assert rows[0].id == "00001" and rows[0].mos == pytest.approx(1 + 4 * 0.4886)
@@ -167,8 +190,11 @@ def test_spaq_unified(tmp_path: Path) -> None:
 
 
 def test_kadid_dmos_csv(tmp_path: Path) -> None:
-    write(tmp_path / "dmos.csv", "dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.57,0.496\n"
-          "I01_01_02.png,I01.png,4.33,0.869\nI02_10_05.png,I02.png,1.2,0.2\n")
+    write(
+        tmp_path / "dmos.csv",
+        "dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.57,0.496\n"
+        "I01_01_02.png,I01.png,4.33,0.869\nI02_10_05.png,I02.png,1.2,0.2\n",
+    )
     for n in ("I01_01_01", "I01_01_02", "I02_10_05"):
         img(tmp_path / "images" / f"{n}.png")
     rows = load_dataset("kadid10k", tmp_path)
@@ -180,8 +206,11 @@ def test_kadid_dmos_csv(tmp_path: Path) -> None:
 
 
 def test_kadid_unified_real_header(tmp_path: Path) -> None:
-    csvp = write(tmp_path / "KADID-10k.csv", "dis_img_path,dis_type,ref_img_path,score\n"
-                 "KADID-10k/images/I01_01_01.png,GBLUR,KADID-10k/images/I01.png,4.57\n")
+    csvp = write(
+        tmp_path / "KADID-10k.csv",
+        "dis_img_path,dis_type,ref_img_path,score\n"
+        "KADID-10k/images/I01_01_01.png,GBLUR,KADID-10k/images/I01.png,4.57\n",
+    )
     img(tmp_path / "KADID-10k" / "images" / "I01_01_01.png")
     rows = load_dataset("kadid10k", csvp)
     assert rows[0].source_id == "I01" and rows[0].extra["distortion"] == "GBLUR"
@@ -206,7 +235,9 @@ def test_pipal_label_txt(tmp_path: Path) -> None:
 
 
 def test_tid2013_mos_with_names(tmp_path: Path) -> None:
-    write(tmp_path / "mos_with_names.txt", "5.51429 I01_01_1.bmp\n5.56757 I01_01_2.bmp\n4.94444 i02_08_3.bmp\n")
+    write(
+        tmp_path / "mos_with_names.txt", "5.51429 I01_01_1.bmp\n5.56757 I01_01_2.bmp\n4.94444 i02_08_3.bmp\n"
+    )
     write(tmp_path / "mos_std.txt", "0.13956\n0.18815\n0.1\n")
     img(tmp_path / "distorted_images" / "i01_01_1.bmp")  # case differs from the label file, as in releases
     img(tmp_path / "distorted_images" / "i01_01_2.bmp")
@@ -226,15 +257,19 @@ def test_agiqa3k_data_csv(tmp_path: Path) -> None:
     if real.is_file():
         head = "".join(real.read_text(encoding="utf-8").splitlines(keepends=True)[:4])
     else:
-        head = ("name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align\n"
-                "AttnGAN_normal_000.jpg,statue of a man,,,,0.965602553,0.223270101,0.40889324,0.615607722\n")
+        head = (
+            "name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align\n"
+            "AttnGAN_normal_000.jpg,statue of a man,,,,0.965602553,0.223270101,0.40889324,0.615607722\n"
+        )
     write(tmp_path / "data.csv", head)
     names = [ln.split(",")[0] for ln in head.splitlines()[1:]]
     for n in names:
         img(tmp_path / "AGIQA-3K" / n)
     rows = load_dataset("agiqa3k", tmp_path)
     check_rows(rows, len(names))
-    assert rows[0].mos == pytest.approx(1 + 4 * 0.965602553 / 5) and rows[0].extra["prompt"] == "statue of a man"
+    assert (
+        rows[0].mos == pytest.approx(1 + 4 * 0.965602553 / 5) and rows[0].extra["prompt"] == "statue of a man"
+    )
     assert rows[0].extra["generator"] == "AttnGAN"
 
 
@@ -264,8 +299,11 @@ def test_csiq_dmos_xlsx_inverted(tmp_path: Path) -> None:
 
 
 def test_csiq_unified(tmp_path: Path) -> None:
-    csvp = write(tmp_path / "CSIQ.csv", "dis_img_path,dis_type,ref_img_path,score\n"
-                 "CSIQ/dst_imgs/AWGN/1600.AWGN.1.png,AWGN,CSIQ/src_imgs/1600.png,0.061989\n")
+    csvp = write(
+        tmp_path / "CSIQ.csv",
+        "dis_img_path,dis_type,ref_img_path,score\n"
+        "CSIQ/dst_imgs/AWGN/1600.AWGN.1.png,AWGN,CSIQ/src_imgs/1600.png,0.061989\n",
+    )
     img(tmp_path / "CSIQ" / "dst_imgs" / "AWGN" / "1600.AWGN.1.png")
     rows = load_dataset("csiq", csvp)
     assert rows[0].mos == pytest.approx(1 + 4 * (1 - 0.061989)) and rows[0].source_id == "1600"
@@ -275,7 +313,9 @@ def test_csiq_unified(tmp_path: Path) -> None:
 
 
 def test_uhdiqa_metadata_and_unified(tmp_path: Path) -> None:
-    write(tmp_path / "uhd-iqa-metadata.csv", "image_name,quality_mos,set\n1.jpg,0.76,training\n7.jpg,0.5,test\n")
+    write(
+        tmp_path / "uhd-iqa-metadata.csv", "image_name,quality_mos,set\n1.jpg,0.76,training\n7.jpg,0.5,test\n"
+    )
     img(tmp_path / "training" / "1.jpg")
     img(tmp_path / "test" / "7.jpg")
     rows = load_dataset("uhdiqa", tmp_path)
@@ -298,13 +338,37 @@ def test_bench_manifest(tmp_path: Path) -> None:
     img(tmp_path / "images" / "a.png", 40, 30)
     img(tmp_path / "images" / "b.png", 40, 30)
     rows = [
-        ManifestRow("a", "images/a.png", "qprobe-bench", "test", 40, 30, mos=2.5, source_id="p1",
-                    defects=[DefectLabel(Box(1, 1, 10, 10), "noise", 3)], extra={"kind": "degraded"}),
-        ManifestRow("b", "images/b.png", "qprobe-bench", "test", 40, 30, mos=4.8, source_id="p1", extra={"kind": "clean"}),
+        ManifestRow(
+            "a",
+            "images/a.png",
+            "qprobe-bench",
+            "test",
+            40,
+            30,
+            mos=2.5,
+            source_id="p1",
+            defects=[DefectLabel(Box(1, 1, 10, 10), "noise", 3)],
+            extra={"kind": "degraded"},
+        ),
+        ManifestRow(
+            "b",
+            "images/b.png",
+            "qprobe-bench",
+            "test",
+            40,
+            30,
+            mos=4.8,
+            source_id="p1",
+            extra={"kind": "clean"},
+        ),
     ]
     write_manifest(tmp_path / "manifest.jsonl", rows)
     got = load_dataset("qprobe-bench", tmp_path)
-    assert [r.id for r in got] == ["a", "b"] and Path(got[0].path).is_absolute() and got[0].defects[0].type == "noise"
+    assert (
+        [r.id for r in got] == ["a", "b"]
+        and Path(got[0].path).is_absolute()
+        and got[0].defects[0].type == "noise"
+    )
     assert got[1].extra["kind"] == "clean"
 
 
@@ -337,7 +401,9 @@ def kadid_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_splits_grouped_deterministic_and_files(kadid_root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_splits_grouped_deterministic_and_files(
+    kadid_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     rows = load_dataset("kadid10k", kadid_root)
     fr = {"train": 0.6, "val": 0.2, "test": 0.2}
     a, b = make_splits(rows, fr, seed=1), make_splits(rows, fr, seed=1)
@@ -379,9 +445,38 @@ def test_real_unified_label_files_parse_headers() -> None:
         pytest.skip("shared labels not available")
     from qprobe.eval.datasets._common import is_unified_csv
 
-    for f in ("KonIQ-10k.csv", "SPAQ.csv", "KADID-10k.csv", "PIPAL.csv", "TID2013.csv", "CSIQ.csv",
-              "LIVE_Challenge.csv", "UHD-IQA.csv"):
+    for f in (
+        "KonIQ-10k.csv",
+        "SPAQ.csv",
+        "KADID-10k.csv",
+        "PIPAL.csv",
+        "TID2013.csv",
+        "CSIQ.csv",
+        "LIVE_Challenge.csv",
+        "UHD-IQA.csv",
+    ):
         assert is_unified_csv(LABELS / f), f
     with open(LABELS / "koniq10k_distributions_sets_official.csv", newline="") as fh:
         header = next(csv.reader(fh))
     assert {"image_name", "c1", "c5", "MOS", "SD", "set"} <= set(header)
+
+
+def test_byte_identical_files_stay_in_one_split(kadid_root: Path) -> None:
+    import shutil
+
+    # the same photo shipped twice under different names and references
+    shutil.copy(kadid_root / "images" / "I01_01_01.png", kadid_root / "images" / "I09_03_01.png")
+    rows = load_dataset("kadid10k", kadid_root)
+    fr = {"train": 0.5, "test": 0.5}
+    for seed in range(6):
+        parts = make_splits(rows, fr, seed=seed, dedupe_content=True)
+        owner = {i: k for k, ids in parts.items() for i in ids}
+        assert owner["I01_01_01"] == owner["I09_03_01"]
+        assert owner["I01_02_01"] == owner["I09_01_01"]  # whole reference groups are merged
+        assert 0 < len(parts["test"]) < len(rows)  # the other groups still spread
+    split_apart = any(
+        {i: k for k, ids in make_splits(rows, fr, seed=s).items() for i in ids}["I01_01_01"]
+        != {i: k for k, ids in make_splits(rows, fr, seed=s).items() for i in ids}["I09_03_01"]
+        for s in range(6)
+    )
+    assert split_apart  # without content dedupe the copies can land apart

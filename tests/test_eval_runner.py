@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from _helpers_eval import FakeProber, make_bench
 from typer.testing import CliRunner
 
-from _helpers_eval import FakeProber, make_bench
 from qprobe._fs import read_jsonl_tolerant
 from qprobe.eval.datasets import load_dataset
 from qprobe.eval.runner import evaluate, groups_of
@@ -51,8 +50,14 @@ def test_evaluate_baselines_side_by_side_and_resume(clive_rows: list, tmp_path: 
     kept = pred.read_text().splitlines(keepends=True)[:3]
     pred.write_text("".join(kept) + '{"id": "torn')
     seen: list[str] = []
-    res2 = evaluate(["niqe", "brisque", "piqe"], clive_rows, out, n_boot=50, progress=False,
-                    on_record=lambda n, rec: seen.append(f"{n}:{rec['id']}"))
+    res2 = evaluate(
+        ["niqe", "brisque", "piqe"],
+        clive_rows,
+        out,
+        n_boot=50,
+        progress=False,
+        on_record=lambda n, rec: seen.append(f"{n}:{rec['id']}"),
+    )
     assert seen == [f"niqe:{r.id}" for r in clive_rows[3:]]
     assert res2.metric("niqe", "srcc") == pytest.approx(res.metric("niqe", "srcc"))
     assert len(read_jsonl_tolerant(pred)) == N
@@ -84,7 +89,9 @@ def test_workers_give_same_predictions(clive_rows: list, tmp_path: Path) -> None
 def test_bench_breakdown_with_probing_scorer(tmp_path: Path) -> None:
     make_bench(tmp_path / "bench")
     rows = load_dataset("qprobe-bench", tmp_path / "bench")
-    assert groups_of(rows[0]) == ["clean"] and groups_of(rows[1]) == ["noise"] and groups_of(rows[2]) == ["dof"]
+    assert (
+        groups_of(rows[0]) == ["clean"] and groups_of(rows[1]) == ["noise"] and groups_of(rows[2]) == ["dof"]
+    )
     res = evaluate(FakeProber(fail_ids=("s0_dof",)), rows, tmp_path / "out", n_boot=20, progress=False)
     s = res.scorers["fake"]
     assert set(s.breakdown) == {"clean", "noise", "dof"}
@@ -101,22 +108,52 @@ def test_cli_eval_split_and_analyze(clive_dir: Path, tmp_path: Path) -> None:
 
     runner = CliRunner()
     out = tmp_path / "cli"
-    r = runner.invoke(app, ["eval", "--scorer", "piqe", "--scorer", "niqe", "--dataset", f"clive:{clive_dir}",
-                            "--out", str(out), "--limit", "5", "--n-boot", "20", "--no-progress"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--scorer",
+            "piqe",
+            "--scorer",
+            "niqe",
+            "--dataset",
+            f"clive:{clive_dir}",
+            "--out",
+            str(out),
+            "--limit",
+            "5",
+            "--n-boot",
+            "20",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "| piqe | 5 | 0 |" in r.output and (out / "predictions" / "niqe.jsonl").is_file()
     bad = runner.invoke(app, ["eval", "--scorer", "piqe", "--dataset", "clive", "--out", str(out)])
     assert bad.exit_code == 2 and "NAME:PATH" in bad.output
     missing = runner.invoke(app, ["eval", "--scorer", "piqe"])
     assert missing.exit_code == 2 and "required" in missing.output
-    sp = runner.invoke(app, ["eval", "split", "--dataset", f"clive:{clive_dir}", "--out", str(tmp_path / "sp"),
-                             "--seed", "3"])
+    sp = runner.invoke(
+        app,
+        ["eval", "split", "--dataset", f"clive:{clive_dir}", "--out", str(tmp_path / "sp"), "--seed", "3"],
+    )
     assert sp.exit_code == 0, sp.output
     n = {k: len((tmp_path / "sp" / f"{k}.txt").read_text().split()) for k in ("train", "val", "test")}
     assert sum(n.values()) > 820 and n["train"] > n["test"]  # (+ header comment words)
     make_bench(tmp_path / "bench", n_sources=2)
-    an = runner.invoke(app, ["eval", "analyze", "--scorer", "piqe", "--dataset", f"qprobe-bench:{tmp_path / 'bench'}",
-                             "--out", str(tmp_path / "an")])
+    an = runner.invoke(
+        app,
+        [
+            "eval",
+            "analyze",
+            "--scorer",
+            "piqe",
+            "--dataset",
+            f"qprobe-bench:{tmp_path / 'bench'}",
+            "--out",
+            str(tmp_path / "an"),
+        ],
+    )
     assert an.exit_code == 0, an.output
     assert json.loads((tmp_path / "an" / "analyses.json").read_text())["n_images"] == 6
 
@@ -129,3 +166,41 @@ def test_full_clive_baselines(clive_dir: Path, tmp_path: Path) -> None:
     for n in ("niqe", "brisque", "piqe"):
         assert res.scorers[n].report.n_ok == 820
     assert res.metric("brisque", "srcc") > 0.5
+
+
+def test_cli_config_recipe_and_ls(clive_dir: Path, tmp_path: Path) -> None:
+    from qprobe.cli.main import app
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"scorers: [piqe]\ndataset: clive:{clive_dir}\nlimit: 50\nn_boot: 10\n")
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["eval", "--config", str(recipe), "--limit", "3", "--out", str(tmp_path / "o"), "--no-progress"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "| piqe | 3 | 0 |" in r.output  # the flag overrode the recipe's limit
+    assert "limit: 3" in (tmp_path / "o" / "config.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scorer: [piqe]\n")
+    r = runner.invoke(app, ["eval", "--config", str(bad), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "unknown option" in r.output
+    for kind, name in (("datasets", "koniq10k"), ("metrics", "plcc_fit"), ("baselines", "piqe")):
+        r = runner.invoke(app, ["ls", kind])
+        assert r.exit_code == 0 and name in r.output.split()
+
+
+def test_unlabelled_rows_and_unpicklable_scorers_fail_early(clive_rows: list) -> None:
+    import copy
+
+    rows = copy.deepcopy(clive_rows[:2])
+    rows[1].mos = None
+    with pytest.raises(ValueError, match="no MOS"):
+        evaluate("piqe", rows, None, progress=False)
+
+    class Local(FakeProber):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hook = lambda: None  # a lambda cannot be pickled
+
+    with pytest.raises(ValueError, match="by name"):
+        evaluate(Local(), clive_rows[:2], None, workers=2, progress=False)

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("httpx")
 
 from conftest import make_texture
+
 from qprobe.backends import create_backend
 from qprobe.testing.openai_server import ChatServer, Reply, request_images
 from qprobe.types import Box, read_trajectories
@@ -45,7 +46,7 @@ def test_episode_with_timeout_500_and_malformed_replies() -> None:
     assert a.score == 3.25 and a.extra["parse_failures"] == 1
     # the overview is 672x504 (multiples of 28): Qwen2.5-VL pixels = original x 0.6
     steps = a.trajectory.steps
-    zoom = [s for s in steps if s.kind == "zoom" and not s.data.get("forced")][0]
+    zoom = next(s for s in steps if s.kind == "zoom" and not s.data.get("forced"))
     assert zoom.box == Box(100, 100, 300, 250)
     assert a.defects[0].bbox == Box(500, 400, 700, 550) and a.defects[0].type == "noise"
     assert a.reasons == ["noisy wall"]
@@ -95,7 +96,7 @@ def test_native_tool_calls_and_relative_convention() -> None:
     with ChatServer([Reply(text=None, tool_calls=[call]), Reply(text='<answer>{"score": 4}</answer>')]) as srv:
         a = _backend(srv, family="qwen2_vl", native_tools=True).assess(img)
         assert srv.requests[0]["tools"][0]["function"]["name"] == "zoom_in"
-    zoom = [s for s in a.trajectory.steps if s.kind == "zoom"][0]
+    zoom = next(s for s in a.trajectory.steps if s.kind == "zoom")
     assert zoom.box == Box(200, 100, 400, 300)
     assert a.score == 4.0
 
@@ -151,5 +152,7 @@ def test_backend_options_are_validated() -> None:
 
     with pytest.raises(ConfigError, match="--model"):
         create_backend("openai")
+    with pytest.raises(ConfigError, match="transformers backend"):
+        create_backend("openai", model="m", expected_score=True)
     with pytest.raises(ConfigError, match="box_convention"):
         create_backend("openai", model="m", box_convention="pixels")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from _helpers_train import make_toy_manifest
 from typer.testing import CliRunner
 
-from _helpers_train import make_toy_manifest
 from qprobe.cli.main import app
 from qprobe.cli.train_stages import STAGES
 from qprobe.config import load_config

@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from _helpers_train import make_toy_manifest
+
 from qprobe.manifest import DefectLabel, ManifestRow, read_manifest
-from qprobe.train.data import ViewSpec, assign_groups, gt_boxes_of, grpo_rows
+from qprobe.train.data import ViewSpec, assign_groups, grpo_rows, gt_boxes_of
 from qprobe.train.flywheel import crop_kind, flywheel_stats, judge
 from qprobe.types import Box
 
@@ -53,8 +53,8 @@ def test_gt_boxes_distinguish_clean_from_unlabelled() -> None:
 def test_grpo_rows_columns_and_cached_views(tmp_path: Path) -> None:
     manifest = make_toy_manifest(tmp_path / "toy", n=6, size=(224, 168))
     rows = read_manifest(manifest)
-    prompt = lambda orig, view: [{"role": "user", "content": f"{orig} {view}"}]  # noqa: E731
-    view_size = lambda w, h: (w // 28 * 28, h // 28 * 28)  # noqa: E731
+    prompt = lambda orig, view: [{"role": "user", "content": f"{orig} {view}"}]
+    view_size = lambda w, h: (w // 28 * 28, h // 28 * 28)
     out = grpo_rows(rows, manifest, prompt, view=ViewSpec(112, tmp_path / "views"), view_size=view_size,
                     images_per_group=3, seed=0)
     assert len(out) == 6

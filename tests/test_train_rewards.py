@@ -134,7 +134,7 @@ def test_iou_matching_with_several_boxes() -> None:
 
 
 def test_loc_reward_converts_model_boxes_and_rewards_empty_on_clean() -> None:
-    cols = dict(width=[200] * 4, height=[100] * 4, view_width=[100] * 4, view_height=[50] * 4)
+    cols = {"width": [200] * 4, "height": [100] * 4, "view_width": [100] * 4, "view_height": [50] * 4}
     comps = [
         ans(2.0, [[0, 0, 10, 10]]),  # model frame = half size -> [0, 0, 20, 20] original
         ans(4.5, []),  # clean image, no defect: correct
@@ -143,7 +143,7 @@ def test_loc_reward_converts_model_boxes_and_rewards_empty_on_clean() -> None:
     ]
     gt = [[[0, 0, 20, 20]], [], [], [[0, 0, 20, 20]]]
     assert loc_reward(comps, gt_boxes=gt, **cols) == [1.0, 1.0, 0.0, 0.0]
-    rel = dict(cols, box_convention=["relative1000"] * 4)
+    rel = {**cols, "box_convention": ["relative1000"] * 4}
     assert loc_reward([ans(2.0, [[0, 0, 100, 200]])], gt_boxes=[[[0, 0, 20, 20]]],
                       **{k: v[:1] for k, v in rel.items()}) == [1.0]
 

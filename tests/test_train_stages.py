@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("trl")
 torch = pytest.importorskip("torch")
 
-from _helpers_train import ScriptedGenerate, make_toy_manifest  # noqa: E402
+from _helpers_train import ScriptedGenerate, make_toy_manifest
 
-from qprobe.config import load_config  # noqa: E402
-from qprobe.train.advantages import decoupled_advantages  # noqa: E402
+from qprobe.config import load_config
+from qprobe.train.advantages import decoupled_advantages
 
 RECIPES = Path(__file__).resolve().parents[1] / "configs" / "train"
 
@@ -57,16 +57,16 @@ def _zoom(box: list[int]) -> str:
 
 
 def _common(model: Path, out: Path) -> dict:
-    return dict(model=str(model), out_dir=str(out), max_steps=2, learning_rate=1e-3, use_cpu=True,
-                save_steps=1000, view_long_side=112)
+    return {"model": str(model), "out_dir": str(out), "max_steps": 2, "learning_rate": 1e-3, "use_cpu": True,
+            "save_steps": 1000, "view_long_side": 112}
 
 
 def test_stage1_rank_grpo_two_steps_change_parameters(tiny_model: Path, toy: Path, tmp_path: Path) -> None:
-    from qprobe.train.stage1 import Stage1Config, build_stage1_trainer
     from qprobe.train._common import finish
+    from qprobe.train.stage1 import Stage1Config, build_stage1_trainer
 
     cfg = load_config(Stage1Config, RECIPES / "stage1_tiny.yaml",
-                      dict(model=str(tiny_model), out_dir=str(tmp_path / "s1"), manifest=str(toy), target="prob"))
+                      {"model": str(tiny_model), "out_dir": str(tmp_path / "s1"), "manifest": str(toy), "target": "prob"})
     trainer, processor = build_stage1_trainer(cfg)
     rows = trainer.train_dataset
     assert rows["group"][:4] == [rows["group"][0]] * 4  # groups kept whole, in order
@@ -114,8 +114,8 @@ def test_stage2_sft_two_steps_change_parameters(tiny_model: Path, flywheel_dir: 
     from typer.testing import CliRunner
 
     from qprobe.cli.main import app
-    from qprobe.train.stage2 import Stage2Config, sft_rows
     from qprobe.train._common import load_processor
+    from qprobe.train.stage2 import Stage2Config, sft_rows
 
     cfg = Stage2Config(**_common(tiny_model, tmp_path / "s2"), data=str(flywheel_dir), per_device_train_batch_size=2)
     rows = sft_rows(flywheel_dir, load_processor(cfg), "absolute")
@@ -141,14 +141,14 @@ def test_stage2_lora_resumes_from_checkpoint(tiny_model: Path, flywheel_dir: Pat
 
     from qprobe.train.stage2 import Stage2Config, run_stage2
 
-    common = dict(_common(tiny_model, tmp_path / "lora"), data=str(flywheel_dir), per_device_train_batch_size=2,
-                  lora=True, lora_r=4, lora_alpha=8, save_steps=1)
+    common = {**_common(tiny_model, tmp_path / "lora"), "data": str(flywheel_dir), "per_device_train_batch_size": 2,
+              "lora": True, "lora_r": 4, "lora_alpha": 8, "save_steps": 1}
     first = run_stage2(Stage2Config(**common))
     assert (tmp_path / "lora" / "checkpoints" / "checkpoint-2").is_dir()
     adapter = load_file(str(first.final_dir / "adapter_model.safetensors"))
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: trained
-    resumed = run_stage2(Stage2Config(**dict(common, max_steps=3, resume_from_checkpoint="auto")))
+    resumed = run_stage2(Stage2Config(**{**common, "max_steps": 3, "resume_from_checkpoint": "auto"}))
     assert resumed.global_step == 3
     assert [h["step"] for h in resumed.log_history if "loss" in h] == [1, 2, 3]  # 1-2 restored, not redone
 
@@ -158,7 +158,7 @@ def test_stage3_forced_zoom_carries_full_resolution_crop(tiny_model: Path, toy: 
     from qprobe.train.stage3 import Stage3Config, build_stage3_trainer
 
     cfg = load_config(Stage3Config, RECIPES / "stage3_tiny.yaml",
-                      dict(model=str(tiny_model), out_dir=str(tmp_path / "s3"), manifest=str(toy), max_images=4))
+                      {"model": str(tiny_model), "out_dir": str(tmp_path / "s3"), "manifest": str(toy), "max_images": 4})
     trainer, processor = build_stage3_trainer(cfg)
     # Step 1: every rollout zooms first (forced), then answers; step 2: mixed.
     script = ScriptedGenerate(trainer.model, processor.tokenizer, [
@@ -211,7 +211,7 @@ def test_stages_on_cuda(tiny_model: Path, toy: Path, flywheel_dir: Path, tmp_pat
     from qprobe.train.stage2 import Stage2Config, run_stage2
     from qprobe.train.stage3 import Stage3Config, build_stage3_trainer
 
-    gpu = dict(use_cpu=False, bf16=True) if device != "cpu" else dict(use_cpu=True, bf16=False)
+    gpu = {"use_cpu": device == "cpu", "bf16": device != "cpu"}
     cfg1 = Stage1Config(**dict(_common(tiny_model, tmp_path / "s1"), **gpu), manifest=str(toy),
                         per_device_train_batch_size=8, num_generations=2, images_per_group=4, max_completion_length=48)
     trainer, processor = build_stage1_trainer(cfg1)

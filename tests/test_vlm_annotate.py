@@ -10,12 +10,19 @@ import pytest
 
 pytest.importorskip("httpx")
 
+from _helpers_vlm import tiny_model_dir
 from conftest import make_texture
+
 from qprobe.bench.annotate import check_defect, expected_types, grid_cells
 from qprobe.io import save_image
 from qprobe.manifest import DefectLabel, ManifestRow, read_manifest, write_manifest
 from qprobe.testing.openai_server import ChatServer, Reply, request_images
 from qprobe.types import Box
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir("qwen2_5_vl", tmp_path_factory)
 
 
 def _manifest(root: Path) -> Path:
@@ -114,6 +121,3 @@ def test_annotate_with_tiny_transformers_model(tmp_path: Path, tiny_qwen25vl: Pa
     ann = rows[0].extra["annotation"]
     assert ann["decoding"]["engine"] == "transformers" and len(ann["raw"]) == 3
     assert "annotation" not in rows[1].extra
-
-
-from _helpers_vlm import tiny_qwen25vl  # noqa: E402,F401  (fixture)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers_vlm import marked_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from _helpers_vlm import marked_image
 from qprobe.agent.env import global_view
 from qprobe.backends.vlm.coords import Frame, from_model, smart_resize, to_model
 from qprobe.backends.vlm.families import FAMILIES, family_for_model_type

@@ -11,14 +11,20 @@ import pytest
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from _helpers_vlm import tiny_qwen25vl  # noqa: F401  (fixture)
+from _helpers_vlm import tiny_model_dir
 from conftest import make_texture
+
 from qprobe.backends import create_backend
 from qprobe.types import Box
 
 DEVICE = os.environ.get("QPROBE_TEST_DEVICE", "cuda")
 
 pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir("qwen2_5_vl", tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
@@ -46,5 +52,5 @@ def test_tiny_episode_on_device(tiny_qwen25vl: Path, tmp_path: Path, dtype: str)
     np.testing.assert_array_equal(crop, img[y1:y2, x1:x2])
     many = backend.assess_many([make_texture(300, 400, seed=s) for s in range(3)], forced_probes=[Box(10, 10, 120, 90)])
     again = backend.assess_many([make_texture(300, 400, seed=s) for s in range(3)], forced_probes=[Box(10, 10, 120, 90)])
-    raw = lambda runs: [[s.data.get("raw") for s in r.trajectory.steps if s.kind == "error"] for r in runs]  # noqa: E731
+    raw = lambda runs: [[s.data.get("raw") for s in r.trajectory.steps if s.kind == "error"] for r in runs]
     assert raw(many) == raw(again)  # greedy: repeatable on the GPU too

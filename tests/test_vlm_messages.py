@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import make_texture
+
 from qprobe.agent.env import EnvConfig, ProbeEnv
 from qprobe.agent.loop import run_episode
 from qprobe.agent.parsing import format_answer, format_zoom, parse_reply
@@ -56,7 +56,7 @@ REPLIES = [
 
 
 def test_episode_turns_become_hermes_style_messages() -> None:
-    img, env, policy, seen, result = _episode(REPLIES)
+    img, _env, policy, seen, result = _episode(REPLIES)
     assert result.score == 3.5 and result.extra == {}
     assert [s.kind for s in result.trajectory.steps].count("error") == 2
     last = seen[-1]
@@ -80,7 +80,7 @@ def test_episode_turns_become_hermes_style_messages() -> None:
 
 
 def test_replay_from_trajectory_equals_live_conversation() -> None:
-    img, env, policy, seen, result = _episode(REPLIES, forced=[Box(300, 200, 500, 360)])
+    img, env, policy, _seen, result = _episode(REPLIES, forced=[Box(300, 200, 500, 360)])
     live = policy.conversation(env.history)  # includes the final answer turn
     replay = build_conversation(events_from_trajectory(result.trajectory, img), policy.frame, env.history[0].observation.zooms_left)
     assert replay.messages == live.messages

@@ -12,8 +12,9 @@ from PIL import Image
 
 pytest.importorskip("transformers")
 
-from _helpers_vlm import tiny_qwen3vl, tiny_qwen25vl, tiny_qwen2vl  # noqa: F401  (fixtures)
+from _helpers_vlm import tiny_model_dir
 from conftest import make_texture
+
 from qprobe.agent.parsing import parse_reply
 from qprobe.backends import create_backend
 from qprobe.backends.vlm.coords import Frame, to_model
@@ -21,15 +22,30 @@ from qprobe.errors import MissingWeightsError
 from qprobe.types import Box, read_trajectories
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen25vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir("qwen2_5_vl", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir("qwen2_vl", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model_dir("qwen3_vl", tmp_path_factory)
+
+
 def test_tiny_checkpoints_load_back_with_image_only_processors(tiny_qwen25vl: Path, tiny_qwen2vl: Path) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from qprobe.backends.vlm.processor import (
         Qwen2_5_VLImageOnlyProcessor,
         Qwen2VLImageOnlyProcessor,
         load_processor,
     )
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     for folder, cls, model_cls in (
         (tiny_qwen25vl, Qwen2_5_VLImageOnlyProcessor, "Qwen2_5_VLForConditionalGeneration"),
@@ -121,7 +137,7 @@ def test_greedy_scores_repeat_and_batches_match_single_runs(tiny_qwen25vl: Path)
     single = [backend.assess(i, forced_probes=[Box(10, 10, 120, 90)]) for i in imgs]
     batched = backend.assess_many(imgs, forced_probes=[Box(10, 10, 120, 90)])
     again = backend.assess_many(imgs, forced_probes=[Box(10, 10, 120, 90)])
-    replies = lambda runs: [[s.data.get("raw") for s in a.trajectory.steps if s.kind == "error"] for a in runs]  # noqa: E731
+    replies = lambda runs: [[s.data.get("raw") for s in a.trajectory.steps if s.kind == "error"] for a in runs]
     assert replies(batched) == replies(again)
     assert replies(batched) == replies(single)
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from qprobe.agent.actions import Action, Answer, Invalid, Zoom
 from qprobe.agent.prompts import ZOOM_TOOL_NAME

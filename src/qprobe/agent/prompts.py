@@ -13,10 +13,11 @@ Qwen-VL models know; servers with native tool calling get it in ``tools=``.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from importlib import resources
 from string import Template
-from typing import Any, Sequence
+from typing import Any
 
 PROMPT_VERSION = "qprobe.probe/1"
 """Version of the probing prompts; recorded in every trajectory."""
@@ -78,7 +79,7 @@ ZOOM_TOOL: dict[str, Any] = {
 """The zoom tool as an OpenAI function-tool schema."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> Template:
     """The packaged prompt ``qprobe/prompts/<name>.txt`` as a ``string.Template``."""
     text = resources.files("qprobe").joinpath(f"prompts/{name}.txt").read_text(encoding="utf-8")

@@ -59,6 +59,8 @@ class OpenAIBackend(VLMBackend):
         native_tools: bool = False,
         **common: Any,
     ) -> None:
+        if common.get("expected_score"):
+            raise ConfigError("expected_score needs the model's logits: use the transformers backend")
         super().__init__(**common)
         if not model:
             raise ConfigError("the openai backend needs the served model name: pass --model NAME")

@@ -106,10 +106,11 @@ def _clean_stale_temps(out: Path) -> int:
 def _load_journal(out: Path, cfg: BenchConfig, recipe: str) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     for rec in read_jsonl_tolerant(out / STATE, repair=True):
-        if rec.get("recipe") != recipe or rec.get("seed") != cfg.seed:
+        found = (rec.get("recipe"), rec.get("seed"), rec.get("storage"))
+        if found != (recipe, cfg.seed, cfg.storage()):
             raise ConfigError(
-                f"{out} already holds a benchmark built with another recipe or seed "
-                f"(found recipe {rec.get('recipe')} seed {rec.get('seed')}, now {recipe} seed {cfg.seed}); "
+                f"{out} already holds a benchmark built with another recipe, seed or image format "
+                f"(found recipe/seed/format {found}, now {(recipe, cfg.seed, cfg.storage())}); "
                 "use a new --out folder, or delete this one to rebuild"
             )
         if (out / rec["row"]["path"]).is_file():

@@ -25,8 +25,20 @@ def _f(default: Any, help: str) -> Any:
 
 
 # Fields that do not change what a given item looks like: the build may be
-# resumed or extended with other values of these.
-NON_RECIPE_FIELDS = ("photos", "out", "workers", "variants", "clean", "dof_per_photo", "max_pixels")
+# resumed or extended with other values of these. (The file format changes
+# how items are stored, not what they are; builder.py refuses to mix formats
+# in one folder.)
+NON_RECIPE_FIELDS = (
+    "photos",
+    "out",
+    "workers",
+    "variants",
+    "clean",
+    "dof_per_photo",
+    "max_pixels",
+    "image_format",
+    "jpeg_quality",
+)
 
 
 @dataclass
@@ -61,7 +73,10 @@ class BenchConfig:
     dof_subject_min_area: float = _f(0.04, "Smallest in-focus subject, as a fraction of the image area.")
     dof_subject_max_area: float = _f(0.15, "Largest in-focus subject, as a fraction of the image area.")
     image_format: str = _f(
-        "png", "Output format: png (lossless, default) or jpg (quality jpeg_quality, 4:4:4)."
+        "png",
+        "Output format: png (lossless; default) or jpg (quality jpeg_quality, 4:4:4; ~4x smaller and "
+        "cheaper to write; outside each box widened to the 8-px block grid it decodes identical to the "
+        "clean copy).",
     )
     jpeg_quality: int = _f(95, "JPEG quality when image_format is jpg (>= 95 recommended).")
     min_side: int = _f(32, "Photos with a shorter side are skipped (too small to hold regions).")
@@ -109,6 +124,10 @@ class BenchConfig:
         if dataclasses.is_dataclass(annotator):
             recipe["annotator_params"] = dataclasses.asdict(annotator)
         return recipe
+
+    def storage(self) -> str:
+        """How images are stored (``png`` or ``jpg:<quality>``); one per output folder."""
+        return "png" if self.image_format == "png" else f"jpg:{self.jpeg_quality}"
 
     def recipe_hash(self) -> str:
         text = json.dumps(self.recipe(), sort_keys=True, separators=(",", ":"))

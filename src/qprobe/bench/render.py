@@ -62,7 +62,7 @@ def dof_sigma(cfg: BenchConfig, width: int, height: int) -> float:
     return max(cfg.dof_min_sigma, cfg.dof_sigma_frac * max(width, height, 1))
 
 
-def _round_box(box: Box) -> list[float]:
+def _box_list(box: Box) -> list[float]:
     return box.to_list(ndigits=None)
 
 
@@ -125,7 +125,7 @@ class _PhotoRenderer:
                     "family": self.families[name],
                     "severity": severity,
                     "params": res.params,
-                    "bbox": _round_box(res.defect.bbox),
+                    "bbox": _box_list(res.defect.bbox),
                     "area_frac": round(region.area_frac, 6),
                     "feather_px": res.feather_px,
                     "texture": round(region.texture, 4),
@@ -160,12 +160,12 @@ class _PhotoRenderer:
                 "family": "depth_of_field",
                 "severity": None,
                 "params": {"max_sigma": round(sigma, 4), "falloff": cfg.dof_falloff},
-                "bbox": _round_box(subject),
-                "focus_box": _round_box(res.focus_box),
+                "bbox": _box_list(subject),
+                "focus_box": _box_list(res.focus_box),
                 "negative": True,
             }
         ]
-        return res.image, [], log, {"focus_box": _round_box(res.focus_box)}
+        return res.image, [], log, {"focus_box": _box_list(res.focus_box)}
 
     def clean(
         self, item: ItemSpec
@@ -211,6 +211,7 @@ class _PhotoRenderer:
             "id": item.id,
             "photo_id": self.task.photo.id,
             "recipe": self.task.recipe_hash,
+            "storage": cfg.storage(),
             "seed": cfg.seed,
             "row": row.to_dict(),
             "log": [{"id": item.id, "source_id": self.task.photo.id, "kind": item.kind, **e} for e in log],

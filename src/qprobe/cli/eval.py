@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,36 +35,78 @@ def _fail(msg: str) -> None:
 @eval_app.callback()
 def eval_main(
     ctx: typer.Context,
-    scorer: Optional[list[str]] = typer.Option(
-        None, "--scorer", "-s", help="Scorer name (baseline: niqe, brisque, piqe; or a backend). Repeat for side by side."
+    scorer: list[str] | None = typer.Option(
+        None,
+        "--scorer",
+        "-s",
+        help="Scorer name (baseline: niqe, brisque, piqe; or a backend). Repeat for side by side.",
     ),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="NAME:PATH, e.g. clive:../shared/data/clive."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split name, or a split file (one id per line)."),
-    splits: Optional[Path] = typer.Option(None, "--splits", help="Folder of split files assigning each id a split."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (predictions are resumed from here)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N images."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="NAME:PATH, e.g. clive:../shared/data/clive."
+    ),
+    split: str | None = typer.Option(None, "--split", help="Split name, or a split file (one id per line)."),
+    splits: Path | None = typer.Option(
+        None, "--splits", help="Folder of split files assigning each id a split."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (predictions are resumed from here)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N images."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the confidence intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of stochastic scorers."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rescore images whose earlier attempt failed."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Rescore images whose earlier attempt failed."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML recipe (fields of EvalConfig, e.g. configs/eval/clive_baselines.yaml); flags override it.",
+    ),
 ) -> None:
     """Score DATASET with each SCORER; write predictions JSONL, summary.{md,csv,json} and scatter plots to OUT."""
     if ctx.invoked_subcommand is not None:
         return
-    if not scorer or not dataset or out is None:
-        typer.echo(ctx.get_help())
-        _fail("--scorer, --dataset and --out are required")
+    from qprobe.config import load_config
     from qprobe.errors import QProbeError
     from qprobe.eval.report import markdown_table
     from qprobe.eval.runner import EvalConfig, evaluate
 
+    # flags given on the command line override the recipe; defaults do not
+    source = ctx.get_parameter_source
+    given = {k: v for k, v in ctx.params.items() if source(k) is not None and source(k).name != "DEFAULT"}
+    overrides = {
+        k: given[k] for k in ("split", "limit", "workers", "n_boot", "seed", "retry_failed") if k in given
+    }
+    if scorer:
+        overrides["scorers"] = list(scorer)
+    if dataset:
+        overrides["dataset"] = dataset
     try:
-        rows = _load_rows(dataset, split, splits)
-        config = EvalConfig(scorers=list(scorer), dataset=dataset, split=split, limit=limit, workers=workers,
-                            n_boot=n_boot, seed=seed, retry_failed=retry_failed)
-        result = evaluate(list(scorer), rows, out, workers=workers, limit=limit, n_boot=n_boot, seed=seed,
-                          retry_failed=retry_failed, progress=not no_progress, config=config)
+        cfg = load_config(EvalConfig, config, overrides)
+    except QProbeError as exc:
+        _fail(str(exc))
+        return
+    if not cfg.scorers or not cfg.dataset or out is None:
+        typer.echo(ctx.get_help())
+        _fail("--scorer, --dataset and --out are required (scorers and dataset may come from --config)")
+    try:
+        rows = _load_rows(cfg.dataset, cfg.split, splits)
+        result = evaluate(
+            cfg.scorers,
+            rows,
+            out,
+            workers=cfg.workers,
+            limit=cfg.limit,
+            n_boot=cfg.n_boot,
+            confidence=cfg.confidence,
+            seed=cfg.seed,
+            retry_failed=cfg.retry_failed,
+            progress=not no_progress,
+            config=cfg,
+        )
     except (QProbeError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -81,6 +122,11 @@ def split_cmd(
     val: float = typer.Option(0.1, "--val", help="Fraction of images in val."),
     test: float = typer.Option(0.1, "--test", help="Fraction of images in test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the group shuffle."),
+    dedupe_content: bool = typer.Option(
+        False,
+        "--dedupe-content",
+        help="Also keep byte-identical image files in one split (reads every file).",
+    ),
 ) -> None:
     """Write deterministic split files grouped by source image (no reference crosses splits)."""
     from qprobe.errors import QProbeError
@@ -90,9 +136,18 @@ def split_cmd(
     try:
         rows = _load_rows(dataset, None, None)
         fractions = {k: v for k, v in (("train", train), ("val", val), ("test", test)) if v > 0}
-        parts = make_splits(rows, fractions, seed=seed)
+        parts = make_splits(rows, fractions, seed=seed, dedupe_content=dedupe_content)
         name, _ = parse_dataset_spec(dataset)
-        write_splits(out, parts, {"dataset": name, "seed": seed, "fractions": fractions, "grouped_by": "source_id"})
+        write_splits(
+            out,
+            parts,
+            {
+                "dataset": name,
+                "seed": seed,
+                "fractions": fractions,
+                "grouped_by": "source_id" + (" + file content" if dedupe_content else ""),
+            },
+        )
     except (QProbeError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -102,12 +157,16 @@ def split_cmd(
 
 @eval_app.command("analyze")
 def analyze_cmd(
-    scorer: str = typer.Option(..., "--scorer", "-s", help="A scorer that returns defects and probes (a backend)."),
+    scorer: str = typer.Option(
+        ..., "--scorer", "-s", help="A scorer that returns defects and probes (a backend)."
+    ),
     dataset: str = typer.Option(..., "--dataset", "-d", help="NAME:PATH, usually qprobe-bench:DIR."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for analyses.json and analyses.md."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split name or split file."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images."),
-    n_probes: int = typer.Option(2, "--n-probes", help="Clean-region probes forced per clean image (crop bias)."),
+    split: str | None = typer.Option(None, "--split", help="Split name or split file."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N images."),
+    n_probes: int = typer.Option(
+        2, "--n-probes", help="Clean-region probes forced per clean image (crop bias)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for probe placement."),
 ) -> None:
     """Crop bias, depth-of-field false positives, localization, crop coverage and occlusion analyses."""

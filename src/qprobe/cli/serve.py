@@ -49,8 +49,7 @@ def register(app: typer.Typer) -> None:
             cfg = ServeConfig(
                 host=host, port=port, token=token or os.environ.get("QPROBE_TOKEN") or None, backend=backend,
                 allow_backends=list(allow_backend), workers=workers, queue=queue, timeout_s=timeout,
-                max_upload_mb=max_upload_mb, access_log=access_log,
-                **({} if max_pixels is None else {"max_pixels": max_pixels}),
+                max_upload_mb=max_upload_mb, max_pixels=max_pixels, access_log=access_log,
             )
         except (QProbeError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -29,6 +29,9 @@ def register(train_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Fine-tune the quality regressor on CLIVE (with k-fold CV) and train the defect detector."""
+        from qprobe.backends.classic.backend import passive_omp
+
+        passive_omp()
         from qprobe.config import load_config
         from qprobe.errors import QProbeError
         from qprobe.train_classic.run import TrainClassicConfig, run

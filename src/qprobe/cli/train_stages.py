@@ -14,7 +14,8 @@ import inspect
 import json
 import types
 import typing
-from typing import Any, Callable, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -39,7 +40,7 @@ def _option_type(annotation: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(annotation)
     if origin is list:
         inner = typing.get_args(annotation)[0]
-        return List[inner], False  # type: ignore[valid-type]
+        return list[inner], False  # type: ignore[valid-type]
     if origin is dict or annotation is dict:
         return str, True
     if annotation in (int, float, str, bool):
@@ -80,14 +81,14 @@ def _make_command(name: str, module: str, cls_name: str, run_name: str) -> Calla
         typer.echo(json.dumps(summary, indent=2, default=str))
 
     params = [
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
                           default=typer.Option(None, "--config", "-c", help="YAML recipe (configs/train/*.yaml)."))
     ]
     for f, typ, is_json in fields:
         flag = "--" + f.name.replace("_", "-")
         help_text = str(f.metadata.get("help", "")) + (" (JSON object)" if is_json else "")
         decls = [f"{flag}/--no-{flag[2:]}"] if typ is bool else [flag]
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=typ | None,
                                         default=typer.Option(None, *decls, help=help_text, show_default=False)))
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__name__ = name

@@ -22,9 +22,10 @@ Backend contract (``assess(image, path=..., forced_probes=..., seed=...)``):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,13 +38,20 @@ IOU_THRESHOLDS = (0.3, 0.5)
 
 
 def row_kind(row: ManifestRow) -> str:
-    """``degraded`` / ``clean`` / ``dof`` from the manifest (``kind`` extra key, else dof flag and defects)."""
+    """``degraded`` / ``clean`` / ``dof`` from the manifest, ``unknown`` for rows without such labels.
+
+    The ``kind`` extra key wins; otherwise the dof flag and defect boxes
+    decide. Rows of other datasets (authentic photos with unknown damage)
+    are ``unknown``: treating them as clean would make the analyses lie.
+    """
     kind = row.extra.get("kind")
     if kind in ("degraded", "clean", "dof"):
         return str(kind)
     if row.dof:
         return "dof"
-    return "degraded" if row.defects else "clean"
+    if row.defects:
+        return "degraded"
+    return "clean" if row.dataset == "qprobe-bench" else "unknown"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -97,7 +105,9 @@ def _mask(boxes: Sequence[Box], width: int, height: int, scale: float) -> np.nda
     return m
 
 
-def crop_coverage(rows: Sequence[ManifestRow], assessments: Sequence[Assessment], grid: int = 512) -> dict[str, Any]:
+def crop_coverage(
+    rows: Sequence[ManifestRow], assessments: Sequence[Assessment], grid: int = 512
+) -> dict[str, Any]:
     """Defect-area share covered by probes vs image-area share probed (masks on a <= ``grid`` px raster)."""
     cov, area = [], []
     n_probed = 0
@@ -139,8 +149,9 @@ def clean_probe_boxes(row: ManifestRow, n: int, rng: np.random.Generator, frac: 
     return boxes
 
 
-def crop_bias(scorer: Any, rows: Sequence[ManifestRow], n_probes: int = 2, seed: int = 0,
-              drop: float = 0.25) -> dict[str, Any]:
+def crop_bias(
+    scorer: Any, rows: Sequence[ManifestRow], n_probes: int = 2, seed: int = 0, drop: float = 0.25
+) -> dict[str, Any]:
     """Paired scores without / with forced probes of clean regions, per row kind."""
     rng = np.random.default_rng(seed)
     per_kind: dict[str, dict[str, list[float]]] = {}
@@ -210,7 +221,9 @@ def _clean_twins(rows: Sequence[ManifestRow]) -> dict[tuple[str, int, int], Mani
     return twins
 
 
-def occlusion(scorer: Any, rows: Sequence[ManifestRow], seed: int = 0, min_gap: float = 0.05) -> dict[str, Any]:
+def occlusion(
+    scorer: Any, rows: Sequence[ManifestRow], seed: int = 0, min_gap: float = 0.05
+) -> dict[str, Any]:
     """Defect repair from the clean twin vs masking a clean region of the same size.
 
     ``recovery`` = (s_repaired - s_degraded) / (s_clean - s_degraded), over
@@ -278,12 +291,22 @@ class AnalysisResult:
     occlusion: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("scorer", "n_images", "localization", "crop_coverage", "dof", "crop_bias", "occlusion")}
+        return {
+            k: getattr(self, k)
+            for k in ("scorer", "n_images", "localization", "crop_coverage", "dof", "crop_bias", "occlusion")
+        }
 
 
-def run_analyses(scorer: Any, rows: Sequence[ManifestRow], n_probes: int = 2, seed: int = 0) -> AnalysisResult:
+def run_analyses(
+    scorer: Any, rows: Sequence[ManifestRow], n_probes: int = 2, seed: int = 0
+) -> AnalysisResult:
     """Every analysis on ``rows`` with one scorer (each image assessed once plus the paired runs)."""
-    rows = list(rows)
+    rows = [r for r in rows if row_kind(r) != "unknown"]
+    if not rows:
+        raise ValueError(
+            "the analyses need rows labelled degraded / clean / dof with defect boxes "
+            "(a qprobe-bench manifest); none of the given rows is"
+        )
     assessments = [scorer.assess(load_rgb(r.path), path=r.path, seed=seed) for r in rows]
     return AnalysisResult(
         scorer=str(getattr(scorer, "name", type(scorer).__name__)),
@@ -291,7 +314,9 @@ def run_analyses(scorer: Any, rows: Sequence[ManifestRow], n_probes: int = 2, se
         localization=localization(rows, assessments),
         crop_coverage=crop_coverage(rows, assessments),
         dof=dof_false_positives(rows, assessments),
-        crop_bias=crop_bias(scorer, [r for r in rows if row_kind(r) in ("clean", "degraded")], n_probes, seed),
+        crop_bias=crop_bias(
+            scorer, [r for r in rows if row_kind(r) in ("clean", "degraded")], n_probes, seed
+        ),
         occlusion=occlusion(scorer, rows, seed),
     )
 

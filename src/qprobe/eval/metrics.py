@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -263,7 +264,9 @@ def compute_metrics(
     intervals include the fit's own uncertainty.
     """
     p, m, failed = split_failures(pred, mos)
-    report = MetricReport(n_total=len(pred), n_ok=len(p), n_failed=failed, confidence=confidence, n_boot=n_boot)
+    report = MetricReport(
+        n_total=len(pred), n_ok=len(p), n_failed=failed, confidence=confidence, n_boot=n_boot
+    )
     fns: dict[str, tuple[MetricFn, bool]] = {}
     for name in metrics:
         meta = METRICS.metadata(name)

@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,23 @@ def git_revision(cwd: str | Path | None = None) -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` of the repository holding qprobe."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=False
+        )
         if sha.returncode != 0:
             return {"commit": None, "dirty": None}
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                            capture_output=True, text=True, timeout=10)
-        return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None}
+        st = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return {
+            "commit": sha.stdout.strip(),
+            "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None,
+        }
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
@@ -66,7 +77,9 @@ def markdown_table(reports: dict[str, MetricReport], metrics: tuple[str, ...] = 
     sep = "|" + "---|" * (3 + len(metrics))
     lines = [head, sep]
     for name, rep in reports.items():
-        lines.append(f"| {name} | {rep.n_ok} | {rep.n_failed} | " + " | ".join(_fmt(rep, m) for m in metrics) + " |")
+        lines.append(
+            f"| {name} | {rep.n_ok} | {rep.n_failed} | " + " | ".join(_fmt(rep, m) for m in metrics) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -88,15 +101,22 @@ def write_report(result: Any, out_dir: str | Path, config: Any) -> dict[str, Pat
     md = [
         f"# Evaluation: {', '.join(datasets)} ({len(rows)} images)",
         "",
-        f"Metrics over successful predictions; [{conf:.0%} bootstrap CI]. PLCC_FIT/RMSE_FIT after the "
-        "4-parameter logistic fit. Failed predictions are counted, never substituted.",
+        (
+            f"Metrics over successful predictions; [{conf:.0%} bootstrap CI]. PLCC_FIT/RMSE_FIT after the "
+            "4-parameter logistic fit. Failed predictions are counted, never substituted."
+        ),
         "",
         markdown_table(reports),
     ]
     for n, s in result.scorers.items():
         if s.breakdown:
-            md += ["", f"## Breakdown by degradation / group: {n}", "",
-                   "| group | n | failed | SRCC | PLCC | mean score | mean MOS |", "|---|---|---|---|---|---|---|"]
+            md += [
+                "",
+                f"## Breakdown by degradation / group: {n}",
+                "",
+                "| group | n | failed | SRCC | PLCC | mean score | mean MOS |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for g, rep in s.breakdown.items():
                 ms, mm = rep.extra.get("mean_score"), rep.extra.get("mean_mos")
                 md.append(
@@ -109,14 +129,21 @@ def write_report(result: Any, out_dir: str | Path, config: Any) -> dict[str, Pat
         for n, kinds in errors.items():
             for msg, count in kinds.items():
                 md.append(f"- {n}: {count} x {msg}")
-    md += ["", f"Time: {result.elapsed_s:.1f} s. Versions: " + ", ".join(f"{k} {v}" for k, v in package_versions().items() if v)]
+    md += [
+        "",
+        f"Time: {result.elapsed_s:.1f} s. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in package_versions().items() if v),
+    ]
     atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
     paths["md"] = out / "summary.md"
 
     buf = io.StringIO()
     w = csv.writer(buf)
     metric_names = list(next(iter(reports.values())).values) if reports else []
-    w.writerow(["scorer", "group", "n_ok", "n_failed"] + [f"{m}{s}" for m in metric_names for s in ("", "_ci_low", "_ci_high")])
+    w.writerow(
+        ["scorer", "group", "n_ok", "n_failed"]
+        + [f"{m}{s}" for m in metric_names for s in ("", "_ci_low", "_ci_high")]
+    )
     for n, s in result.scorers.items():
         for group, rep in [("all", s.report), *s.breakdown.items()]:
             vals: list[Any] = []
@@ -128,13 +155,16 @@ def write_report(result: Any, out_dir: str | Path, config: Any) -> dict[str, Pat
     paths["csv"] = out / "summary.csv"
 
     summary = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "datasets": datasets,
         "n_images": len(rows),
         "elapsed_s": round(result.elapsed_s, 2),
         "scorers": {
-            n: {"all": s.report.to_dict(), "breakdown": {g: r.to_dict() for g, r in s.breakdown.items()},
-                "errors": errors[n]}
+            n: {
+                "all": s.report.to_dict(),
+                "breakdown": {g: r.to_dict() for g, r in s.breakdown.items()},
+                "errors": errors[n],
+            }
             for n, s in result.scorers.items()
         },
         "config": asdict(config),
@@ -145,7 +175,9 @@ def write_report(result: Any, out_dir: str | Path, config: Any) -> dict[str, Pat
     atomic_write_json(out / "summary.json", summary)
     paths["json"] = out / "summary.json"
     for n, s in result.scorers.items():
-        png = scatter_plot(s.records, rows, out / f"scatter_{n}.png", title=f"{n} on {', '.join(datasets)}", report=s.report)
+        png = scatter_plot(
+            s.records, rows, out / f"scatter_{n}.png", title=f"{n} on {', '.join(datasets)}", report=s.report
+        )
         if png is not None:
             paths[f"scatter_{n}"] = png
     return paths
@@ -161,8 +193,9 @@ def _error_kinds(records: list[dict[str, Any]]) -> dict[str, int]:
     return kinds
 
 
-def scatter_plot(records: list[dict[str, Any]], rows: list[Any], path: Path, title: str,
-                 report: MetricReport | None = None) -> Path | None:
+def scatter_plot(
+    records: list[dict[str, Any]], rows: list[Any], path: Path, title: str, report: MetricReport | None = None
+) -> Path | None:
     """Prediction vs MOS with the fitted logistic; None (and nothing written) without matplotlib."""
     try:
         import matplotlib
@@ -175,7 +208,11 @@ def scatter_plot(records: list[dict[str, Any]], rows: list[Any], path: Path, tit
 
     from qprobe.eval.metrics import fit_logistic
 
-    pts = [(rec["score"], r.mos) for rec, r in zip(records, rows) if rec.get("score") is not None and r.mos is not None]
+    pts = [
+        (rec["score"], r.mos)
+        for rec, r in zip(records, rows)
+        if rec.get("score") is not None and r.mos is not None
+    ]
     if not pts:
         return None
     x = np.array([p[0] for p in pts], dtype=float)

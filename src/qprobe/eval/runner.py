@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from qprobe._fs import JsonlAppender, read_jsonl_tolerant
 from qprobe.errors import ImageLoadError
@@ -38,7 +39,9 @@ ScorerSpec = Any  # a name (str) or an object with ``name`` and ``assess``
 class EvalConfig:
     """Settings of one evaluation run (written to ``config.yaml``)."""
 
-    scorers: list[str] = field(default_factory=list, metadata={"help": "scorer names (baselines or backends)"})
+    scorers: list[str] = field(
+        default_factory=list, metadata={"help": "scorer names (baselines or backends)"}
+    )
     dataset: str = field(default="", metadata={"help": "dataset spec NAME:PATH"})
     split: str | None = field(default=None, metadata={"help": "split name or split file"})
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N rows"})
@@ -46,7 +49,9 @@ class EvalConfig:
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the CIs (0 = none)"})
     confidence: float = field(default=0.95, metadata={"help": "CI level"})
     seed: int = field(default=0, metadata={"help": "bootstrap and scorer seed"})
-    retry_failed: bool = field(default=False, metadata={"help": "rescore images whose earlier attempt failed"})
+    retry_failed: bool = field(
+        default=False, metadata={"help": "rescore images whose earlier attempt failed"}
+    )
 
 
 @dataclass
@@ -93,7 +98,9 @@ def _failed(name: str, path: str, error: str) -> Assessment:
     return Assessment(score=None, backend=name, path=path, error=error)
 
 
-def score_image(scorers: dict[str, Any], path: str, names: Sequence[str], seed: int | None = None) -> dict[str, dict[str, Any]]:
+def score_image(
+    scorers: dict[str, Any], path: str, names: Sequence[str], seed: int | None = None
+) -> dict[str, dict[str, Any]]:
     """Decode ``path`` once and run each named scorer on it; errors become failed records."""
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -166,6 +173,13 @@ def evaluate(
     rows = list(rows)[:limit] if limit is not None else list(rows)
     if not rows:
         raise ValueError("no rows to evaluate")
+    unlabelled = [r.id for r in rows if r.mos is None]
+    if unlabelled:
+        raise ValueError(
+            f"{len(unlabelled)} row(s) have no MOS (first: {unlabelled[:3]}): evaluation needs labels"
+        )
+    if workers > 1:
+        _check_picklable(specs)
     out = Path(out_dir) if out_dir is not None else None
     done: dict[str, dict[str, dict[str, Any]]] = {n: {} for n in names}
     appenders: dict[str, JsonlAppender] = {}
@@ -195,12 +209,12 @@ def evaluate(
                     advance()
             else:
                 ctx = get_context("spawn")
-                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(specs,)) as ex:
+                with ProcessPoolExecutor(
+                    workers, mp_context=ctx, initializer=_init_worker, initargs=(specs,)
+                ) as ex:
                     futures: dict[Future, ManifestRow] = {
                         ex.submit(_score_in_worker, row.path, ns, seed): row for row, ns in todo
                     }
-                    from concurrent.futures import as_completed
-
                     for fut in as_completed(futures):
                         accept(futures[fut], fut.result())
                         advance()
@@ -212,17 +226,44 @@ def evaluate(
     for n in names:
         records = [done[n][r.id] for r in rows]
         report = compute_metrics(
-            [rec.get("score") for rec in records], [_mos(r) for r in rows],
-            n_boot=n_boot, confidence=confidence, seed=seed,
+            [rec.get("score") for rec in records],
+            [_mos(r) for r in rows],
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
         )
-        result.scorers[n] = ScorerResult(n, report, records, breakdown(rows, records, n_boot=min(n_boot, 200), seed=seed))
+        result.scorers[n] = ScorerResult(
+            n, report, records, breakdown(rows, records, n_boot=min(n_boot, 200), seed=seed)
+        )
     result.elapsed_s = time.perf_counter() - t_start
     if out is not None and write_report:
         from qprobe.eval.report import write_report as _write
 
-        cfg = config or EvalConfig(scorers=names, limit=limit, workers=workers, n_boot=n_boot, confidence=confidence, seed=seed, retry_failed=retry_failed)
+        cfg = config or EvalConfig(
+            scorers=names,
+            limit=limit,
+            workers=workers,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            retry_failed=retry_failed,
+        )
         _write(result, out, cfg)
     return result
+
+
+def _check_picklable(specs: Sequence[ScorerSpec]) -> None:
+    import pickle
+
+    for s in specs:
+        if not isinstance(s, str):
+            try:
+                pickle.dumps(s)
+            except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing
+                raise ValueError(
+                    f"scorer {_scorer_name(s)!r} cannot be sent to worker processes ({exc}); "
+                    "pass it by name or use workers=1"
+                ) from None
 
 
 def _mos(row: ManifestRow) -> float:
@@ -283,11 +324,22 @@ class _progress:
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
         )
         self._bar.start()
         self._task = self._bar.add_task(self.label, total=self.total)

@@ -30,7 +30,7 @@ class Scorer(Protocol):
 
 def _backends() -> Any:
     try:
-        import qprobe.backends as backends
+        from qprobe import backends
     except ImportError:
         return None
     return backends

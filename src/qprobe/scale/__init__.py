@@ -12,7 +12,16 @@ This package imports no heavy dependency; Ray is imported only by the Ray path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from qprobe.scale.config import BatchConfig
-from qprobe.scale.runner import BatchSummary, run_batch
 
 __all__ = ["BatchConfig", "BatchSummary", "run_batch"]
+
+
+def __getattr__(name: str) -> Any:  # the runner (numpy, PIL, rich) loads on first use, not for `--help`
+    if name in ("BatchSummary", "run_batch"):
+        from qprobe.scale import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'qprobe.scale' has no attribute {name!r}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qprobe.io import DEFAULT_MAX_PIXELS
-
 
 @dataclass
 class BatchConfig:
@@ -34,8 +32,8 @@ class BatchConfig:
     retry_failed: bool = field(
         default=False, metadata={"help": "On resume, drop earlier error rows and score those images again."}
     )
-    max_pixels: int = field(
-        default=DEFAULT_MAX_PIXELS, metadata={"help": "Refuse images larger than this many pixels."}
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Refuse images larger than this many pixels (default: the loader's 256 MP)."}
     )
     ray: bool = field(default=False, metadata={"help": "Run on Ray Data instead of local processes."})
     ray_address: str | None = field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def collect_items(source: str | Path, recursive: bool = True) -> list[WorkItem]:
         raise QProbeError(f"batch input {src} does not exist (give a folder, a .jsonl manifest or a .txt list)")
     if src.is_dir():
         return [
-            WorkItem(id=p.relative_to(src).as_posix(), path=str(p))
+            WorkItem(id=p.relative_to(src).as_posix(), path=os.path.abspath(p))
             for p in list_images(src, recursive=recursive)
         ]
     suffix = src.suffix.lower()
@@ -64,7 +65,7 @@ def _read_list(src: Path) -> list[WorkItem]:
             raise QProbeError(f"{src}:{lineno}: {entry!r} is listed twice (ids must be unique)")
         seen.add(entry)
         p = Path(entry)
-        items.append(WorkItem(id=entry, path=str(p if p.is_absolute() else src.parent / p)))
+        items.append(WorkItem(id=entry, path=os.path.abspath(p if p.is_absolute() else src.parent / p)))
     return items
 
 

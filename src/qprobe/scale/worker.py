@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from qprobe.errors import QProbeError
 from qprobe.scale.inputs import WorkItem
 from qprobe.scale.results import assessment_row, error_row
 
@@ -59,22 +60,24 @@ class ChunkScorer:
 
     def score_one(self, item: WorkItem) -> dict[str, Any]:
         try:
-            self._check_size(item)
             t0 = time.perf_counter()
-            assessment = self.backend.assess(item.path, path=item.path, **self._kwargs())
+            assessment = self.backend.assess(self._image(item), path=item.path, **self._kwargs())
             if assessment.elapsed_s is None:
                 assessment.elapsed_s = time.perf_counter() - t0
             return assessment_row(item, assessment, self.include_trajectory)
+        except QProbeError as exc:  # e.g. ImageLoadError: its message names the file and the reason
+            return error_row(item, str(exc), self.backend_name)
         except Exception as exc:  # a backend must not raise, but one bad image never stops a batch
             return error_row(item, f"{type(exc).__name__}: {exc}", self.backend_name)
 
-    def _check_size(self, item: WorkItem) -> None:
-        """Refuse oversize images from the header, before any backend decodes them."""
-        if self.max_pixels is None:
-            return
-        from qprobe.io import image_info
+    def _image(self, item: WorkItem) -> Any:
+        """The path, after a header check; with an explicit pixel limit, the pixels decoded under it."""
+        from qprobe.io import DEFAULT_MAX_PIXELS, image_info, load_rgb
 
-        image_info(item.path, max_pixels=self.max_pixels)
+        if self.max_pixels is None:
+            image_info(item.path, max_pixels=DEFAULT_MAX_PIXELS)  # oversize: refused before any decoding
+            return item.path
+        return load_rgb(item.path, max_pixels=self.max_pixels)
 
     def score_chunk(self, items: list[WorkItem]) -> list[dict[str, Any]]:
         return [self.score_one(it) for it in items]

@@ -45,9 +45,10 @@ def _upload_name(filename: str | None) -> str:
     return "upload://" + base[:200]
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> Any:
-    from qprobe.io import image_info, load_rgb
+def _decode(data: bytes, name: str, max_pixels: int | None) -> Any:
+    from qprobe.io import DEFAULT_MAX_PIXELS, image_info, load_rgb
 
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     if not data:
         raise ApiError(422, "bad_image", f"{name}: the upload is empty")
     try:
@@ -118,8 +119,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         name = _upload_name(image.filename)
         data = await image.read()
         chosen = backend or cfg.backend
-        if chosen not in pool.names:
-            pool.get(chosen)  # raises the 400 with the choices
+        pool.check(chosen)
         kwargs: dict[str, Any] = {}
         if max_zooms is not None:
             kwargs["max_zooms"] = max_zooms

@@ -26,11 +26,16 @@ class BackendPool:
         with self._lock:
             return sorted(self._backends)
 
-    def get(self, name: str) -> tuple[Any, ContextManager[Any]]:
+    def check(self, name: str) -> None:
+        """Raise the client error for a backend this server does not offer."""
         if name not in self.names:
             raise ApiError(
                 400, "unknown_backend", f"backend {name!r} is not offered by this server (choose from {self.names})"
             )
+
+    def get(self, name: str) -> tuple[Any, ContextManager[Any]]:
+        """The backend and the guard to hold while calling it (created on first use)."""
+        self.check(name)
         with self._lock:
             if name not in self._backends:
                 from qprobe.backends import BACKENDS, create_backend

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qprobe.io import DEFAULT_MAX_PIXELS
-
 
 @dataclass
 class ServeConfig:
@@ -30,7 +28,9 @@ class ServeConfig:
         default=120.0, metadata={"help": "Per-request limit (waiting + scoring); beyond it the answer is 503."}
     )
     max_upload_mb: float = field(default=50.0, metadata={"help": "Largest request body; beyond it the answer is 413."})
-    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Largest image (width x height) accepted."})
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Largest image (width x height) accepted (default: the loader's 256 MP)."}
+    )
     max_zooms_limit: int = field(default=16, metadata={"help": "Largest turn budget a client may ask for."})
     access_log: bool = field(default=True, metadata={"help": "Log one line per request."})
 

@@ -18,9 +18,10 @@ import io
 import json
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class ChatServer:
             return self.fallback(request)
         return Reply(status=500, body=b'{"error": {"message": "script exhausted"}}')
 
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -145,7 +146,7 @@ class ChatServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -143,8 +143,9 @@ def _save(model: Any, processor: Any, out_dir: Path) -> Path:
 
 
 def _processor(family_base: str, tokenizer: Any, patch_size: int = 14) -> Any:
-    from qprobe.backends.vlm.processor import IMAGE_ONLY_PROCESSORS
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from qprobe.backends.vlm.processor import IMAGE_ONLY_PROCESSORS
 
     scale = (patch_size / 14) ** 2
     image_processor = Qwen2VLImageProcessorPil(

@@ -86,30 +86,30 @@ class StageResult:
 
 def trainer_args(cfg: CommonConfig) -> dict[str, Any]:
     """Keyword arguments shared by ``GRPOConfig`` and ``SFTConfig``."""
-    return dict(
-        output_dir=str(Path(cfg.out_dir) / "checkpoints"),
-        seed=cfg.seed,
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.num_train_epochs,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps,
-        report_to=cfg.report_to,
-        use_cpu=cfg.use_cpu,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    return {
+        "output_dir": str(Path(cfg.out_dir) / "checkpoints"),
+        "seed": cfg.seed,
+        "max_steps": cfg.max_steps,
+        "num_train_epochs": cfg.num_train_epochs,
+        "learning_rate": cfg.learning_rate,
+        "lr_scheduler_type": cfg.lr_scheduler_type,
+        "warmup_steps": cfg.warmup_steps,
+        "weight_decay": cfg.weight_decay,
+        "max_grad_norm": cfg.max_grad_norm,
+        "per_device_train_batch_size": cfg.per_device_train_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "bf16": cfg.bf16,
+        "activation_checkpointing": cfg.gradient_checkpointing,
+        "deepspeed": cfg.deepspeed,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": cfg.save_total_limit,
+        "logging_steps": cfg.logging_steps,
+        "report_to": cfg.report_to,
+        "use_cpu": cfg.use_cpu,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
 
 
 def load_processor(cfg: CommonConfig) -> Any:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from qprobe.manifest import ManifestRow, resolve_path
 
@@ -132,8 +133,9 @@ def global_view_image(original: Path, row: ManifestRow, spec: ViewSpec) -> tuple
     view, _ = global_view(arr, spec.long_side)
     image = Image.fromarray(view)
     if spec.cache_dir is not None:
-        from qprobe._fs import atomic_write_bytes
         import io
+
+        from qprobe._fs import atomic_write_bytes
 
         buf = io.BytesIO()
         image.save(buf, format="PNG")

@@ -107,7 +107,6 @@ class ZoomToolEnv:
         self._frame = Frame(str(row.get("box_convention") or "absolute"), (w, h),
                             (int(row["view_width"]), int(row["view_height"])))
         self.crops = []
-        return None
 
     def zoom_in(self, bbox_2d: list[float]) -> list:
         """Zoom into a region of the image to see it at full resolution.
@@ -133,7 +132,7 @@ class ZoomToolEnv:
             raise ValueError(obs.message or "zoom refused")
         self.crops.append((obs.box, obs.image))
         crop = fit_pixels(Image.fromarray(obs.image), self._crop_max_pixels)
-        head, tail = prompts.crop_text(to_model(obs.box, self._frame), (obs.image.shape[1], obs.image.shape[0]),
+        _, tail = prompts.crop_text(to_model(obs.box, self._frame), (obs.image.shape[1], obs.image.shape[0]),
                                        obs.zooms_left)
         text = tail.split("</tool_response>")[0].strip()
         return [{"type": "image", "image": crop}, {"type": "text", "text": text}]

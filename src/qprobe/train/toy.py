@@ -124,10 +124,26 @@ class ToyResult:
     reward_last: float
     steps: int
     seconds: dict[str, float]
+    cpu_seconds: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         return {"before": self.before, "after": self.after, "reward_first": self.reward_first,
-                "reward_last": self.reward_last, "steps": self.steps, "seconds": self.seconds}
+                "reward_last": self.reward_last, "steps": self.steps, "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds}
+
+
+class _Clock:
+    """Wall and CPU (process) seconds per phase: the machine may be shared, CPU time is what the task costs."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        self.wall[name], self.cpu[name] = round(t - self._t, 1), round(c - self._c, 1)
+        self._t, self._c = t, c
 
 
 def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warmup_steps: int = 60,
@@ -137,8 +153,7 @@ def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warm
     from qprobe.train.stage1 import Stage1Config, run_stage1
     from qprobe.train.stage2 import Stage2Config, run_stage2
 
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
+    clock = _Clock()
     base = build_tiny_qwen25vl(work / "tiny", seed=seed)
     train = make_toy_set(work / "data", train_images, seed + 1, "train")
     test = make_toy_set(work / "data", test_images, seed + 2, "test")
@@ -146,21 +161,18 @@ def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warm
     warm = run_stage2(Stage2Config(model=str(base), data=str(sft_data), out_dir=str(work / "warmup"),
                                    max_steps=warmup_steps, per_device_train_batch_size=8, learning_rate=2e-3,
                                    use_cpu=True, save_steps=10_000, logging_steps=10, view_long_side=112, seed=seed))
-    seconds["warmup"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.lap("warmup")
     before = evaluate(warm.final_dir, test, seed=seed)
-    seconds["eval_before"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.lap("eval_before")
     rl = run_stage1(Stage1Config(model=str(warm.final_dir), manifest=str(train), out_dir=str(work / "stage1"),
                                  max_steps=rl_steps, per_device_train_batch_size=16, num_generations=4,
                                  images_per_group=4, max_completion_length=40, learning_rate=learning_rate,
                                  use_cpu=True, save_steps=10_000, view_long_side=112, seed=seed,
                                  num_train_epochs=100.0))
-    seconds["stage1"] = time.perf_counter() - t
-    t = time.perf_counter()
+    clock.lap("stage1")
     after = evaluate(rl.final_dir, test, seed=seed)
-    seconds["eval_after"] = time.perf_counter() - t
+    clock.lap("eval_after")
     rewards = [h["rewards/rank_reward/mean"] for h in rl.log_history if "rewards/rank_reward/mean" in h]
     k = min(window, max(1, len(rewards) // 2))
     return ToyResult(before, after, round(float(np.mean(rewards[:k])), 4), round(float(np.mean(rewards[-k:])), 4),
-                     rl.global_step, {k2: round(v, 1) for k2, v in seconds.items()})
+                     rl.global_step, clock.wall, clock.cpu)

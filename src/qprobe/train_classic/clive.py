@@ -36,16 +36,17 @@ def cache_stems(
     chunk: int = 50,
     log: bool = True,
 ) -> list[torch.Tensor]:
-    """``net.tap(image)`` per row (fp16, 1 x C x h x w), at native resolution.
+    """``net.stem(image)`` per row (fp16, 1 x C x h x w), at native resolution.
 
-    The tap (the first ``defect_tap`` blocks, stride 16) is the expensive,
-    frozen part; :func:`stems_from_taps` continues to the regressor's stem.
-    With ``cache_dir`` the maps are saved in chunks of ``chunk`` images and
-    reused on the next run (the file names carry the tap's depth), so an
-    interrupted training resumes where it stopped.
+    With ``cache_dir`` the maps are saved in chunks of ``chunk`` images
+    (``stems_s{split}_*.pt``) and reused on the next run, so an interrupted
+    training resumes where it stopped. A chunk of cached *taps* (the first
+    ``defect_tap`` blocks, ``taps_t{tap}_*.pt``) is continued through the
+    remaining frozen blocks instead of re-decoding the images.
     """
     net.eval()
-    split = int(getattr(getattr(net, "config", None), "defect_tap", 0))
+    cfg = getattr(net, "config", None)
+    split, tap = int(getattr(cfg, "split", 0)), int(getattr(cfg, "defect_tap", 0))
     folder = Path(cache_dir) if cache_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -53,13 +54,17 @@ def cache_stems(
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         names = [Path(r.path).name for r in part]
-        path = folder / f"taps_t{split}_{start:05d}.pt" if folder is not None else None
-        if path is not None and path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            if saved.get("names") == names:
-                out.extend(saved["stems"])
-                continue
-        stems = [net.tap(to_tensor(load_rgb(r.path))).half() for r in part]
+        path = folder / f"stems_s{split}_{start:05d}.pt" if folder is not None else None
+        taps_path = folder / f"taps_t{tap}_{start:05d}.pt" if folder is not None else None
+        saved = _load_chunk(path, names)
+        if saved is not None:
+            out.extend(saved)
+            continue
+        taps = _load_chunk(taps_path, names)
+        if taps is not None:
+            stems = [net.stem_from_tap(t.float()).half() for t in taps]
+        else:
+            stems = [net.stem(to_tensor(load_rgb(r.path))).half() for r in part]
         if path is not None:
             torch.save({"names": names, "stems": stems}, path)
         out.extend(stems)
@@ -68,8 +73,8 @@ def cache_stems(
     return out
 
 
-@torch.no_grad()
-def stems_from_taps(net: torch.nn.Module, taps: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Continue cached taps through the rest of the frozen stem (fp16)."""
-    net.eval()
-    return [net.stem_from_tap(t.float()).half() for t in taps]
+def _load_chunk(path: Path | None, names: list[str]) -> list[torch.Tensor] | None:
+    if path is None or not path.is_file():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    return list(saved["stems"]) if saved.get("names") == names else None

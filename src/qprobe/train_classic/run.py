@@ -116,7 +116,7 @@ def stage_regressor(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: An
     rows = clive_mod.read_clive(cfg.clive)
     if cfg.max_clive:
         rows = rows[: cfg.max_clive]
-    stems = clive_mod.stems_from_taps(net, clive_mod.cache_stems(net, rows, out / "cache"))
+    stems = clive_mod.cache_stems(net, rows, out / "cache")
     ids = [r.id for r in rows]
     mos = np.asarray([float(r.mos) for r in rows], dtype=np.float32)
     info["clive_images"] = len(rows)

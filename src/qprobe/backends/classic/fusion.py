@@ -9,7 +9,10 @@
 * ``burden``: :func:`~qprobe.backends.classic.detector.burden` of the defects.
 
 The weights are fitted by least squares at training time and stored with
-the network; :data:`DEFAULT_WEIGHTS` is the identity on ``s_global``.
+the network. ``w1`` stays fixed at 1: the regressor is already calibrated
+to human MOS (CLIVE), and a benchmark whose proxy MOS is the same for every
+clean photo would otherwise teach the fusion to ignore global quality.
+:data:`DEFAULT_WEIGHTS` is used when a weight file carries none.
 """
 
 from __future__ import annotations
@@ -32,14 +35,29 @@ def fuse(features: np.ndarray, weights: Sequence[float]) -> float:
     return clamp_score(float(np.dot(features, np.asarray(weights, dtype=np.float64))))
 
 
-def fit_fusion(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-2) -> tuple[float, ...]:
-    """Ridge least squares (intercept unpenalised); burden and deficit weights kept ≤ 0 / ≥ 0."""
+def fit_fusion(
+    features: np.ndarray, targets: np.ndarray, ridge: float = 1e-2, global_weight: float | None = 1.0
+) -> tuple[float, ...]:
+    """Ridge least squares (intercept unpenalised) with ``w1`` fixed at ``global_weight``.
+
+    ``global_weight=None`` fits ``w1`` too. The deficit weight is kept ≥ 0
+    and the burden weight ≤ 0: a worse crop or more damage never raises the
+    score.
+    """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
-    reg = ridge * np.eye(x.shape[1])
+    free = list(range(x.shape[1]))
+    if global_weight is not None:
+        y = y - global_weight * x[:, 1]
+        free.remove(1)
+    xf = x[:, free]
+    reg = ridge * np.eye(len(free))
     reg[0, 0] = 0.0
-    w = np.linalg.solve(x.T @ x + reg, x.T @ y)
-    # monotone sanity: a worse crop or more damage never raises the score
+    wf = np.linalg.solve(xf.T @ xf + reg, xf.T @ y)
+    w = np.zeros(x.shape[1])
+    w[free] = wf
+    if global_weight is not None:
+        w[1] = global_weight
     w[2] = max(w[2], 0.0)
     w[3] = min(w[3], 0.0)
     return tuple(float(v) for v in w)

@@ -14,9 +14,10 @@ import itertools
 import json
 import threading
 from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from qprobe.agent.cropping import CropConfig
 from qprobe.agent.env import EnvConfig
@@ -28,7 +29,6 @@ from qprobe.backends.vlm.messages import Conversation, Sizer
 from qprobe.backends.vlm.policy import VLMPolicy
 from qprobe.io import ImageSource
 from qprobe.types import Assessment, Box
-
 
 DEFAULT_CROP_MAX_PIXELS = 448 * 448
 """Crop budget: a zoom larger than this is downscaled (256 Qwen-VL visual tokens at most).

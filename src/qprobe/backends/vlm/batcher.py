@@ -11,14 +11,15 @@ stays the same code as for a single image.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
 
 
 class _Slot(Generic[Req, Res]):
-    __slots__ = ("request", "result", "error", "done")
+    __slots__ = ("done", "error", "request", "result")
 
     def __init__(self, request: Req) -> None:
         self.request = request

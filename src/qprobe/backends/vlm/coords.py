@@ -17,8 +17,8 @@ global view; :func:`to_model` / :func:`from_model` convert one box.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from qprobe.types import Box
 

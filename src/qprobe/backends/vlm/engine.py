@@ -9,8 +9,9 @@ reply that does not parse, which the policy turns into an error turn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from qprobe.backends.vlm.messages import Conversation
 from qprobe.errors import QProbeError

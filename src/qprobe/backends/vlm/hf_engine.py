@@ -16,8 +16,9 @@ Imports torch and transformers: imported only when the backend builds its engine
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import transformers

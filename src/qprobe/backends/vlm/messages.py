@@ -26,8 +26,9 @@ replays exactly what the model saw.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 from PIL import Image

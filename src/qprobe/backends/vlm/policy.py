@@ -11,14 +11,21 @@ counted in the trajectory — never a guessed score.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from qprobe.agent.actions import Action, Answer
 from qprobe.agent.parsing import parse_reply, to_action
 from qprobe.backends.vlm.coords import Frame
 from qprobe.backends.vlm.engine import Generation
-from qprobe.backends.vlm.messages import Conversation, Sizer, build_conversation, events_from_history, original_size
+from qprobe.backends.vlm.messages import (
+    Conversation,
+    Sizer,
+    build_conversation,
+    events_from_history,
+    original_size,
+)
 
 Generate = Callable[[Conversation], Generation]
 

@@ -26,7 +26,10 @@ def gauss_window(radius: int = 3, sigma: float = 7.0 / 6.0) -> np.ndarray:
 
 
 def mscn(
-    img: np.ndarray, c: float = 1.0, mode: str = "constant", window: np.ndarray | None = None,
+    img: np.ndarray,
+    c: float = 1.0,
+    mode: str = "constant",
+    window: np.ndarray | None = None,
     dtype: type = np.float64,
 ) -> np.ndarray:
     """Mean-subtracted contrast-normalised coefficients ``(I - mu) / (sigma + c)``.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,10 +51,8 @@ class Baseline(ABC):
     ) -> Assessment:
         """Score one image (a path, PIL image or uint8 array); global metrics ignore probes."""
         t0 = time.perf_counter()
-        if path is None and isinstance(image, (str, bytes)) is False and hasattr(image, "__fspath__"):
+        if path is None and (isinstance(image, str) or hasattr(image, "__fspath__")):
             path = str(image)
-        elif path is None and isinstance(image, str):
-            path = image
         try:
             rgb = load_rgb(image)
         except ImageLoadError as exc:
@@ -65,8 +64,12 @@ class Baseline(ABC):
                 raise ValueError(f"{self.name} produced a non-finite value ({value})")
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             return Assessment(
-                score=None, backend=self.name, path=path, image_size=size,
-                elapsed_s=time.perf_counter() - t0, error=f"{self.name}: {exc}",
+                score=None,
+                backend=self.name,
+                path=path,
+                image_size=size,
+                elapsed_s=time.perf_counter() - t0,
+                error=f"{self.name}: {exc}",
             )
         return Assessment(
             score=self.to_score(value),

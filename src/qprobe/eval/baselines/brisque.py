@@ -56,7 +56,9 @@ def parse_libsvm_model(text: str, n_features: int) -> SVRModel:
         key, _, value = line.partition(" ")
         header[key] = value.strip()
     if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
-        raise ValueError(f"expected an epsilon_svr with rbf kernel, got {header.get('svm_type')}/{header.get('kernel_type')}")
+        raise ValueError(
+            f"expected an epsilon_svr with rbf kernel, got {header.get('svm_type')}/{header.get('kernel_type')}"
+        )
     rows = [ln.split() for ln in lines[start:] if ln.strip()]
     coef = np.array([float(r[0]) for r in rows])
     sv = np.zeros((len(rows), n_features))
@@ -127,7 +129,12 @@ def scale_features(gray: np.ndarray) -> list[float]:
     m = mscn_direct(gray)
     a, _, sl, sr = aggd_fit(m)
     out = [a, (sl * sl + sr * sr) / 2.0]
-    for pair in (m[:, :-1] * m[:, 1:], m[:-1, :] * m[1:, :], m[:-1, :-1] * m[1:, 1:], m[1:, :-1] * m[:-1, 1:]):
+    for pair in (
+        m[:, :-1] * m[:, 1:],
+        m[:-1, :] * m[1:, :],
+        m[:-1, :-1] * m[1:, 1:],
+        m[1:, :-1] * m[:-1, 1:],
+    ):
         a, mu, sl, sr = aggd_fit(pair)
         out += [a, mu, sl * sl, sr * sr]
     return out
@@ -169,7 +176,10 @@ def brisque_gray(gray01: np.ndarray) -> float:
 
 
 @BASELINES.register(
-    "brisque", higher_is_better=False, raw_range="~0..100 (lower is better)", needs_torch=False,
+    "brisque",
+    higher_is_better=False,
+    raw_range="~0..100 (lower is better)",
+    needs_torch=False,
     reference="Mittal et al., IEEE TIP 2012; SVR from the brisque package 0.2.0",
 )
 class BRISQUE(Baseline):

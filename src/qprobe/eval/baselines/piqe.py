@@ -65,7 +65,9 @@ def piqe_maps(gray: np.ndarray) -> PIQEResult:
     blocks = m.reshape(rows, BLOCK, cols, BLOCK).transpose(0, 2, 1, 3)  # (r, c, 16, 16)
     var = blocks.reshape(rows, cols, -1).var(axis=-1, ddof=1)
     active = var > ACTIVITY_T
-    edges = np.stack([blocks[..., 0, :], blocks[..., :, BLOCK - 1], blocks[..., BLOCK - 1, :], blocks[..., :, 0]], axis=2)
+    edges = np.stack(
+        [blocks[..., 0, :], blocks[..., :, BLOCK - 1], blocks[..., BLOCK - 1, :], blocks[..., :, 0]], axis=2
+    )
     impaired = (_segment_std(edges) < IMPAIRED_T).any(axis=(-1, -2)) & active
     c1 = (BLOCK - 1 + 1) // 2 - 1  # 0-based index of the first centre column
     center = blocks[..., :, c1 : c1 + 2].reshape(rows, cols, -1)
@@ -85,7 +87,10 @@ def piqe_maps(gray: np.ndarray) -> PIQEResult:
 
 
 @BASELINES.register(
-    "piqe", higher_is_better=False, raw_range="0..100 (lower is better)", needs_torch=False,
+    "piqe",
+    higher_is_better=False,
+    raw_range="0..100 (lower is better)",
+    needs_torch=False,
     reference="Venkatanath N et al., NCC 2015 (MATLAB piqe)",
 )
 class PIQE(Baseline):

@@ -16,8 +16,8 @@ or the path of one split file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from qprobe.manifest import ManifestRow
 from qprobe.registry import Registry
@@ -68,7 +68,9 @@ def parse_dataset_spec(spec: str) -> tuple[str, str]:
     name, sep, path = spec.partition(":")
     if not sep or not name or not path:
         known = ", ".join(list_datasets())
-        raise ValueError(f"dataset spec {spec!r} must be NAME:PATH, e.g. clive:../shared/data/clive (names: {known})")
+        raise ValueError(
+            f"dataset spec {spec!r} must be NAME:PATH, e.g. clive:../shared/data/clive (names: {known})"
+        )
     return name, path
 
 
@@ -76,7 +78,11 @@ def _check_unique(name: str, rows: list[ManifestRow]) -> None:
     from qprobe.errors import ManifestError
 
     seen: set[str] = set()
-    dup = [r.id for r in rows if r.id in seen or seen.add(r.id)]  # type: ignore[func-returns-value]
+    dup: list[str] = []
+    for r in rows:
+        if r.id in seen:
+            dup.append(r.id)
+        seen.add(r.id)
     if dup:
         raise ManifestError(f"{name}: duplicate image id(s) {dup[:5]} in the labels")
 

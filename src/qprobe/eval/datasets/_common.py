@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from qprobe.errors import ImageLoadError, ManifestError
 from qprobe.io import image_info

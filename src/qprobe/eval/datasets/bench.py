@@ -28,7 +28,9 @@ NAME = "qprobe-bench"
 def load(path: Path, image_root: Path | None = None) -> list[ManifestRow]:
     manifest = path if path.is_file() else path / "manifest.jsonl"
     if not manifest.is_file():
-        raise ManifestError(f"{path}: no benchmark manifest.jsonl found (build one with 'qprobe bench build')")
+        raise ManifestError(
+            f"{path}: no benchmark manifest.jsonl found (build one with 'qprobe bench build')"
+        )
     rows = read_manifest(manifest)
     base = image_root / "manifest.jsonl" if image_root is not None else manifest
     for r in rows:

@@ -22,7 +22,16 @@ import numpy as np
 
 from qprobe.errors import ManifestError
 from qprobe.eval.datasets import DATASETS
-from qprobe.eval.datasets._common import FileIndex, RowBuilder, Scale, is_unified_csv, read_csv, read_unified, require_columns, to_float
+from qprobe.eval.datasets._common import (
+    FileIndex,
+    RowBuilder,
+    Scale,
+    is_unified_csv,
+    read_csv,
+    read_unified,
+    require_columns,
+    to_float,
+)
 from qprobe.manifest import ManifestRow
 
 NAME = "clive"
@@ -34,8 +43,11 @@ SCALE = Scale(0.0, 100.0, higher_is_better=True)
     raw_scale=(SCALE.lo, SCALE.hi),
     higher_is_better=True,
     description="LIVE In the Wild Challenge (1162 authentic photos, MOS 0-100)",
-    layouts=["Data/AllImages_release.mat + AllMOS_release.mat + AllStdDev_release.mat + Images/",
-             "labels.csv + images/", "unified CSV"],
+    layouts=[
+        "Data/AllImages_release.mat + AllMOS_release.mat + AllStdDev_release.mat + Images/",
+        "labels.csv + images/",
+        "unified CSV",
+    ],
 )
 def load(path: Path, image_root: Path | None = None) -> list[ManifestRow]:
     if is_unified_csv(path):
@@ -70,7 +82,9 @@ def _load_official(root: Path, image_root: Path | None) -> list[ManifestRow]:
     mos = _mat_vector(data / "AllMOS_release.mat", "AllMOS_release").astype(float)
     std = _mat_vector(data / "AllStdDev_release.mat", "AllStdDev_release").astype(float)
     if not len(names) == len(mos) == len(std):
-        raise ManifestError(f"{data}: {len(names)} names, {len(mos)} MOS and {len(std)} std values differ in count")
+        raise ManifestError(
+            f"{data}: {len(names)} names, {len(mos)} MOS and {len(std)} std values differ in count"
+        )
     index = FileIndex(image_root or root / "Images")
     b = RowBuilder(NAME, SCALE, data / "AllMOS_release.mat")
     for name, m, s in zip(names, mos, std):

@@ -14,16 +14,46 @@ from pathlib import Path
 
 from qprobe.errors import ManifestError
 from qprobe.eval.datasets import DATASETS
-from qprobe.eval.datasets._common import FileIndex, RowBuilder, Scale, is_unified_csv, read_csv, read_unified, require_columns, to_float
+from qprobe.eval.datasets._common import (
+    FileIndex,
+    RowBuilder,
+    Scale,
+    is_unified_csv,
+    read_csv,
+    read_unified,
+    require_columns,
+    to_float,
+)
 from qprobe.manifest import ManifestRow
 
 NAME = "kadid10k"
 SCALE = Scale(1.0, 5.0)
 DISTORTIONS = (
-    "gaussian_blur", "lens_blur", "motion_blur", "color_diffusion", "color_shift", "color_quantization",
-    "color_saturation_hsv", "color_saturation_lab", "jpeg2000", "jpeg", "white_noise", "white_noise_color",
-    "impulse_noise", "multiplicative_noise", "denoise", "brighten", "darken", "mean_shift", "jitter",
-    "non_eccentricity_patch", "pixelate", "quantization", "color_block", "high_sharpen", "contrast_change",
+    "gaussian_blur",
+    "lens_blur",
+    "motion_blur",
+    "color_diffusion",
+    "color_shift",
+    "color_quantization",
+    "color_saturation_hsv",
+    "color_saturation_lab",
+    "jpeg2000",
+    "jpeg",
+    "white_noise",
+    "white_noise_color",
+    "impulse_noise",
+    "multiplicative_noise",
+    "denoise",
+    "brighten",
+    "darken",
+    "mean_shift",
+    "jitter",
+    "non_eccentricity_patch",
+    "pixelate",
+    "quantization",
+    "color_block",
+    "high_sharpen",
+    "contrast_change",
 )
 """Distortion names by the 1-based index in the file name ``Iref_DD_LL.png``."""
 

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from qprobe.errors import ManifestError
 from qprobe.eval.datasets import DATASETS
-from qprobe.eval.datasets._common import FileIndex, RowBuilder, Scale, is_unified_csv, read_csv, read_unified, require_columns, to_float
+from qprobe.eval.datasets._common import (
+    FileIndex,
+    RowBuilder,
+    Scale,
+    is_unified_csv,
+    read_csv,
+    read_unified,
+    require_columns,
+    to_float,
+)
 from qprobe.manifest import ManifestRow
 
 NAME = "koniq10k"

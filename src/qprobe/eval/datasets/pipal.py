@@ -3,7 +3,8 @@
 Layouts accepted: the NTIRE release — label folders ``Train_Label/``
 (``Val_Label/``, ``Test_Label/`` where present) with one ``A0001.txt`` per
 reference holding lines ``A0001_00_00.bmp,1520.0648``; distorted images in
-``Train_Dist/`` (or ``Distortion_1..4/``, ``Val_Dist/``, ``Test_Dist/``);
+``Train_Dis/`` (NTIRE naming; also ``Train_Dist/``, ``Distortion_1..4/``,
+``Val_Dis/``, ``Test_Dis/``);
 and the unified CSV.
 
 Scores are Elo ratings (observed 917–1836, higher is better); they are mapped
@@ -23,7 +24,18 @@ from qprobe.manifest import ManifestRow
 NAME = "pipal"
 SCALE = Scale(900.0, 1900.0)
 LABEL_DIRS = {"Train_Label": "train", "Val_Label": "val", "Test_Label": "test"}
-IMAGE_DIRS = ("Train_Dist", "Val_Dist", "Test_Dist", "Distortion_1", "Distortion_2", "Distortion_3", "Distortion_4")
+IMAGE_DIRS = (
+    "Train_Dis",
+    "Val_Dis",
+    "Test_Dis",
+    "Train_Dist",
+    "Val_Dist",
+    "Test_Dist",
+    "Distortion_1",
+    "Distortion_2",
+    "Distortion_3",
+    "Distortion_4",
+)
 
 
 @DATASETS.register(

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from qprobe.errors import ManifestError
 from qprobe.eval.datasets import DATASETS
-from qprobe.eval.datasets._common import FileIndex, RowBuilder, Scale, is_unified_csv, read_csv, read_unified, read_xlsx, to_float
+from qprobe.eval.datasets._common import (
+    FileIndex,
+    RowBuilder,
+    Scale,
+    is_unified_csv,
+    read_csv,
+    read_unified,
+    read_xlsx,
+    to_float,
+)
 from qprobe.manifest import ManifestRow
 
 NAME = "spaq"
@@ -43,8 +52,13 @@ def load(path: Path, image_root: Path | None = None) -> list[ManifestRow]:
         name = str(r["Image name"]).strip()
         where = f"{labels}: row {i + 2}"
         attrs = {f"attr_{a.lower()}": to_float(r[a], where) for a in ATTRIBUTES if r.get(a) not in (None, "")}
-        b.add(Path(name).stem, index.find(f"TestImage/{name}", name), to_float(r["MOS"], where),
-              wanted=f"TestImage/{name}", **attrs)
+        b.add(
+            Path(name).stem,
+            index.find(f"TestImage/{name}", name),
+            to_float(r["MOS"], where),
+            wanted=f"TestImage/{name}",
+            **attrs,
+        )
     return b.finish()
 
 

@@ -6,10 +6,13 @@ A split folder holds one text file per split (``train.txt``, ``val.txt``,
 grouped by ``source_id`` — every distorted version of a reference image lands
 in the same split — so no reference content crosses splits. An id listed in
 two files, or two splits that share a source or an image file, are refused.
+With ``dedupe_content=True``, byte-identical image files (the same photo
+shipped under two names) are also kept in one split.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,21 +30,54 @@ def _group(row: ManifestRow) -> str:
     return row.source_id or row.id
 
 
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def group_keys(rows: list[ManifestRow], dedupe_content: bool = False) -> dict[str, str]:
+    """id -> group key: the source image, merged across byte-identical files when asked (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for r in rows:
+        find("s:" + _group(r))
+        if dedupe_content:
+            union("s:" + _group(r), "h:" + content_hash(r.path))
+    return {r.id: find("s:" + _group(r))[2:] for r in rows}
+
+
 def make_splits(
-    rows: list[ManifestRow], fractions: dict[str, float], seed: int = 0
+    rows: list[ManifestRow], fractions: dict[str, float], seed: int = 0, dedupe_content: bool = False
 ) -> dict[str, list[str]]:
     """Assign whole source groups to splits so that image counts follow ``fractions``.
 
     Deterministic for a given (set of rows, fractions, seed): groups are
     sorted by key, shuffled with ``numpy.random.default_rng(seed)`` and each
-    goes to the split furthest below its target count.
+    goes to the split furthest below its target count. ``dedupe_content``
+    also keeps byte-identical files together (it reads every file once).
     """
     if not fractions or any(f < 0 for f in fractions.values()) or sum(fractions.values()) <= 0:
         raise ValueError(f"split fractions must be non-negative and sum to > 0, got {fractions}")
     total = float(sum(fractions.values()))
+    keys_of = group_keys(rows, dedupe_content)
     groups: dict[str, list[str]] = defaultdict(list)
     for r in rows:
-        groups[_group(r)].append(r.id)
+        groups[keys_of[r.id]].append(r.id)
     keys = sorted(groups)
     order = np.random.default_rng(seed).permutation(len(keys))
     names = list(fractions)
@@ -49,12 +85,16 @@ def make_splits(
     out: dict[str, list[str]] = {n: [] for n in names}
     for k in order:
         ids = groups[keys[k]]
-        best = max(names, key=lambda n: (target[n] - len(out[n])) / max(target[n], 1e-9) if target[n] > 0 else -1e9)
+        best = max(
+            names, key=lambda n: (target[n] - len(out[n])) / max(target[n], 1e-9) if target[n] > 0 else -1e9
+        )
         out[best].extend(ids)
     return {n: sorted(v) for n, v in out.items()}
 
 
-def write_splits(folder: str | Path, splits: dict[str, list[str]], header: dict[str, object] | None = None) -> list[Path]:
+def write_splits(
+    folder: str | Path, splits: dict[str, list[str]], header: dict[str, object] | None = None
+) -> list[Path]:
     """Write one ``<split>.txt`` per split (atomically); refuses an id listed twice."""
     _check_ids_disjoint(splits, str(folder))
     folder = Path(folder)

@@ -19,12 +19,30 @@ from qprobe.manifest import ManifestRow
 NAME = "tid2013"
 SCALE = Scale(0.0, 9.0)
 DISTORTIONS = (
-    "additive_gaussian_noise", "color_component_noise", "spatially_correlated_noise", "masked_noise",
-    "high_frequency_noise", "impulse_noise", "quantization_noise", "gaussian_blur", "denoising", "jpeg",
-    "jpeg2000", "jpeg_transmission_errors", "jpeg2000_transmission_errors", "non_eccentricity_pattern_noise",
-    "local_block_distortions", "mean_shift", "contrast_change", "color_saturation_change",
-    "multiplicative_gaussian_noise", "comfort_noise", "lossy_compression_of_noisy_images",
-    "color_quantization_dither", "chromatic_aberrations", "sparse_sampling_reconstruction",
+    "additive_gaussian_noise",
+    "color_component_noise",
+    "spatially_correlated_noise",
+    "masked_noise",
+    "high_frequency_noise",
+    "impulse_noise",
+    "quantization_noise",
+    "gaussian_blur",
+    "denoising",
+    "jpeg",
+    "jpeg2000",
+    "jpeg_transmission_errors",
+    "jpeg2000_transmission_errors",
+    "non_eccentricity_pattern_noise",
+    "local_block_distortions",
+    "mean_shift",
+    "contrast_change",
+    "color_saturation_change",
+    "multiplicative_gaussian_noise",
+    "comfort_noise",
+    "lossy_compression_of_noisy_images",
+    "color_quantization_dither",
+    "chromatic_aberrations",
+    "sparse_sampling_reconstruction",
 )
 
 
@@ -66,6 +84,14 @@ def load(path: Path, image_root: Path | None = None) -> list[ManifestRow]:
             k = int(parts[1])
             dist = DISTORTIONS[k - 1] if 1 <= k <= len(DISTORTIONS) else None
             level = int(parts[2])
-        b.add(stem, index.find(f"distorted_images/{name}", name), mos, wanted=f"distorted_images/{name}",
-              std_raw=std, source_id=parts[0], distortion=dist, level=level)
+        b.add(
+            stem,
+            index.find(f"distorted_images/{name}", name),
+            mos,
+            wanted=f"distorted_images/{name}",
+            std_raw=std,
+            source_id=parts[0],
+            distortion=dist,
+            level=level,
+        )
     return b.finish()

@@ -14,7 +14,16 @@ from pathlib import Path
 
 from qprobe.errors import ManifestError
 from qprobe.eval.datasets import DATASETS
-from qprobe.eval.datasets._common import FileIndex, RowBuilder, Scale, is_unified_csv, read_csv, read_unified, require_columns, to_float
+from qprobe.eval.datasets._common import (
+    FileIndex,
+    RowBuilder,
+    Scale,
+    is_unified_csv,
+    read_csv,
+    read_unified,
+    require_columns,
+    to_float,
+)
 from qprobe.manifest import ManifestRow
 
 NAME = "uhdiqa"
@@ -41,7 +50,11 @@ def load(path: Path, image_root: Path | None = None) -> list[ManifestRow]:
     elif (path / "uhd-iqa-metadata.csv").is_file():
         files = [(path / "uhd-iqa-metadata.csv", None)]
     else:
-        files = [(path / f"uhd-iqa-{s}-metadata.csv", s) for s in SETS if (path / f"uhd-iqa-{s}-metadata.csv").is_file()]
+        files = [
+            (path / f"uhd-iqa-{s}-metadata.csv", s)
+            for s in SETS
+            if (path / f"uhd-iqa-{s}-metadata.csv").is_file()
+        ]
     if not files:
         raise ManifestError(f"{path}: no UHD-IQA metadata CSV (uhd-iqa-metadata.csv) found")
     index = FileIndex(image_root or files[0][0].parent)

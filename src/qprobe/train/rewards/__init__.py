@@ -20,7 +20,8 @@ that TRL can use directly::
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qprobe.registry import Registry
 

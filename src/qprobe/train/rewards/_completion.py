@@ -16,7 +16,8 @@ Replies keep boxes in the **model's frame**; rewards convert them with a
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from qprobe.agent.parsing import ParsedReply, parse_reply
 

@@ -9,7 +9,8 @@ gets 0.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from qprobe.train.rewards import REWARDS
 from qprobe.train.rewards._completion import final_score

@@ -6,7 +6,8 @@ or an answer) and the last turn is a valid answer (score inside 1–5), else 0.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from qprobe.train.rewards import REWARDS
 from qprobe.train.rewards._completion import is_well_formed
