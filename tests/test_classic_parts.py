@@ -109,3 +109,33 @@ def test_fit_fusion_recovers_weights_and_keeps_signs() -> None:
     assert w[1] == 1.0 and w[3] < 0
     w = fit_fusion(x, -x[:, 3] * -3 + x[:, 1])  # burden that "raises" quality is clamped to 0
     assert w[3] <= 0.0
+
+
+def test_propose_caps_large_blobs_around_their_peak() -> None:
+    s = block_features(make_texture(640, 960, seed=1))
+    prob = np.zeros(s.shape, np.float32)
+    prob[2:18, 2:28] = 0.7  # a blob covering most of the image
+    prob[5, 20] = 0.95  # its peak
+    (p,) = propose(s, prob, 1, 0.5, 128, max_side=256)
+    assert p.box.width == 256 and p.box.height == 256
+    assert p.box.contains(Box(640, 160, 672, 192))  # the peak block
+
+
+def test_batchnorm_fusion_keeps_the_function() -> None:
+    torch = pytest.importorskip("torch")
+    from qprobe.backends.classic.mobilenet import MobileNetV2, fuse_batchnorm
+
+    torch.manual_seed(0)
+    m = MobileNetV2().eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.normal_(0, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = m(x)
+        fuse_batchnorm(m)
+        after = m(x)
+    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules())
+    assert torch.allclose(before, after, atol=1e-4)

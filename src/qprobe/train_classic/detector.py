@@ -45,8 +45,9 @@ FEATHER_FRAC = 0.12
 class DetectorTrainConfig:
     variants: int = field(default=6, metadata={"help": "Degraded variants per training photo."})
     dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo."})
-    crops_per_defect: int = field(default=2, metadata={"help": "Positive crops per defect."})
-    negatives_per_image: int = field(default=3, metadata={"help": "Random crops per image (mostly clean)."})
+    crops_per_defect: int = field(default=1, metadata={"help": "Positive crops per defect (each paired with clean/DoF crops)."})
+    negatives_per_image: int = field(default=1, metadata={"help": "Random crops per image (mostly clean)."})
+    min_severity: int = field(default=2, metadata={"help": "Defects below this severity are ignored in the labels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom side (as the policy)."})
     max_crop_side: int = field(default=640, metadata={"help": "Network input cap (as the policy)."})
     view_long_side: int = field(default=512, metadata={"help": "Global view side (sets the min crop side)."})
@@ -62,9 +63,12 @@ def core_box(box: Box) -> Box:
 
 
 def cell_labels(
-    grid: tuple[int, int], crop_box: Box, row: ManifestRow, classes: list[str]
+    grid: tuple[int, int], crop_box: Box, row: ManifestRow, classes: list[str], min_severity: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(class index per cell, -1 = ignore; severity per cell) for a crop's h x w grid."""
+    """(class index per cell, -1 = ignore; severity per cell) for a crop's h x w grid.
+
+    Defects below ``min_severity`` (barely visible) are ignored, not taught as positives.
+    """
     h, w = grid
     sx, sy = crop_box.width / w, crop_box.height / h
     cx = crop_box.x1 + (np.arange(w) + 0.5) * sx
@@ -77,6 +81,9 @@ def cell_labels(
         inside = (cy[:, None] >= b.y1) & (cy[:, None] < b.y2) & (cx[None, :] >= b.x1) & (cx[None, :] < b.x2)
         in_core = (cy[:, None] >= core.y1) & (cy[:, None] < core.y2) & (cx[None, :] >= core.x1) & (cx[None, :] < core.x2)
         k = classes.index(d.type) if d.type in classes else -1
+        if (d.severity or 3) < min_severity:
+            labels[inside] = -1
+            continue
         labels[inside & ~in_core] = -1
         labels[in_core] = k
         sev[in_core] = float(d.severity or 3)
@@ -111,26 +118,47 @@ class CropSample:
 
 @torch.no_grad()
 def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], cfg: DetectorTrainConfig) -> list[CropSample]:
+    """Crops made like the policy's, with *paired* negatives.
+
+    Defects are injected into texture-rich regions, so a detector trained
+    against random negatives learns "texture means damage". Every crop of a
+    defect is therefore paired with the crop of the same box in the clean
+    copy and in the depth-of-field copies of the same photo (same content,
+    no defect; DoF adds natural blur), plus ``negatives_per_image`` random
+    crops per image.
+    """
     rng = np.random.default_rng(cfg.seed)
     crop_cfg = CropConfig()
     out: list[CropSample] = []
     t0 = time.time()
-    for n, row in enumerate(rows):
-        img = load_rgb(row.path)
-        h, w = img.shape[:2]
-        view_scale = min(1.0, cfg.view_long_side / max(w, h))
-        boxes = [_proposal_box(rng, d.bbox, cfg.zoom_side, w, h) for d in row.defects for _ in range(cfg.crops_per_defect)]
-        boxes += [_random_box(rng, w, h, cfg.zoom_side) for _ in range(cfg.negatives_per_image)]
-        for req in boxes:
-            eff = context_box(req, (w, h), crop_cfg, view_scale)
-            x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
-            pix = fit_side(img[y1:y2, x1:x2], cfg.max_crop_side)
-            stem = net.tap(to_batch(pix)).half()
-            grid = (stem.shape[2], stem.shape[3])
-            labels, sev = cell_labels(grid, eff, row, classes)
-            out.append(CropSample(stem, labels, sev, not (labels > 0).any(), str(row.extra.get("kind", "?"))))
-        if (n + 1) % 10 == 0:
-            print(f"  detector crops: {n + 1}/{len(rows)} images, {len(out)} crops ({time.time() - t0:.0f}s)", flush=True)
+    groups: dict[str, list[ManifestRow]] = {}
+    for row in rows:
+        groups.setdefault(row.source_id or row.id, []).append(row)
+    done = 0
+    for group in groups.values():
+        negatives = [r for r in group if str(r.extra.get("kind")) in ("clean", "dof")]
+        neg_pixels = [(r, load_rgb(r.path)) for r in negatives]
+        for row in group:
+            img = load_rgb(row.path)
+            h, w = img.shape[:2]
+            view_scale = min(1.0, cfg.view_long_side / max(w, h))
+            boxes = [
+                _proposal_box(rng, d.bbox, cfg.zoom_side, w, h) for d in row.defects for _ in range(cfg.crops_per_defect)
+            ]
+            sources = [(row, img, b) for b in boxes]
+            sources += [(nr, npix, b) for b in boxes for nr, npix in neg_pixels if npix.shape == img.shape]
+            sources += [(row, img, _random_box(rng, w, h, cfg.zoom_side)) for _ in range(cfg.negatives_per_image)]
+            for src_row, pixels, req in sources:
+                eff = context_box(req, (w, h), crop_cfg, view_scale)
+                x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
+                pix = fit_side(pixels[y1:y2, x1:x2], cfg.max_crop_side)
+                tap = net.tap(to_batch(pix)).half()
+                labels, sev = cell_labels((tap.shape[2], tap.shape[3]), eff, src_row, classes, cfg.min_severity)
+                kind = str(src_row.extra.get("kind", "?"))
+                out.append(CropSample(tap, labels, sev, not (labels > 0).any(), kind))
+            done += 1
+            if done % 10 == 0:
+                print(f"  detector crops: {done}/{len(rows)} images, {len(out)} crops ({time.time() - t0:.0f}s)", flush=True)
     return out
 
 
@@ -165,37 +193,36 @@ def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainCon
 
 
 @torch.no_grad()
-def choose_threshold(net: ClassicNet, samples: list[CropSample], max_fp_per_crop: float) -> tuple[float, dict[str, float]]:
-    """Lowest threshold whose false components per negative crop stay under the target."""
+def choose_threshold(
+    net: ClassicNet, samples: list[CropSample], max_fp_per_crop: float
+) -> tuple[float, int, dict[str, float]]:
+    """(threshold, min_cells) with the best positive-crop hit rate among those whose
+    false components per negative crop stay under the target (else the fewest false ones)."""
     classes = list(net.config.classes)
     n_cls = len(classes)
     maps = []
     for s in samples:
         out = net.defect_logits(s.stem.float())[0].numpy()
         maps.append((softmax(out[:n_cls], axis=0), s))
-    best = 0.95
-    stats: dict[str, float] = {}
-    for t in np.arange(0.30, 0.96, 0.05):
-        settings = DetectorSettings(threshold=float(t))
-        fp = 0
-        neg = 0
-        hit = 0
-        pos = 0
-        for probs, s in maps:
-            box = Box(0, 0, probs.shape[2], probs.shape[1])
-            found = detect(probs, np.full(probs.shape[1:], 3.0), classes, box, settings)
-            if s.negative:
-                neg += 1
-                fp += len(found)
-            elif (s.labels > 0).sum() >= 4:
-                pos += 1
-                hit += int(any(_covers(f.bbox, s.labels) for f in found))
-        fp_rate = fp / max(neg, 1)
-        if fp_rate <= max_fp_per_crop:
-            best = float(t)
-            stats = {"threshold": best, "fp_per_negative_crop": fp_rate, "positive_crop_hit_rate": hit / max(pos, 1)}
-            break
-    return best, stats
+    table = []
+    for min_cells in (2, 4, 8):
+        for t in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995):
+            settings = DetectorSettings(threshold=float(t), min_cells=min_cells)
+            fp = neg = hit = pos = 0
+            for probs, s in maps:
+                box = Box(0, 0, probs.shape[2], probs.shape[1])
+                found = detect(probs, np.full(probs.shape[1:], 3.0), classes, box, settings)
+                if s.negative:
+                    neg += 1
+                    fp += len(found)
+                elif (s.labels > 0).sum() >= 4:
+                    pos += 1
+                    hit += int(any(_covers(f.bbox, s.labels) for f in found))
+            table.append((fp / max(neg, 1), hit / max(pos, 1), float(t), min_cells))
+    ok = [row for row in table if row[0] <= max_fp_per_crop]
+    fp_rate, hit_rate, t, mc = max(ok, key=lambda r: (r[1], -r[0])) if ok else min(table, key=lambda r: (r[0], -r[1]))
+    stats = {"threshold": t, "min_cells": mc, "fp_per_negative_crop": fp_rate, "positive_crop_hit_rate": hit_rate}
+    return t, mc, stats
 
 
 def _covers(box: Box, labels: np.ndarray) -> bool:

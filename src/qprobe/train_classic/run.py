@@ -188,21 +188,27 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     info: dict[str, Any] = {"bench_photos": [p.name for p in photos], "holdout_photos": sorted(held), "images": len(rows)}
     log(f"[bench] {len(rows)} training images from {len(photos)} photos in {time.time() - t0:.0f}s")
     t0 = time.time()
-    x, y = det.scan_examples(rows, cell=32, radius=3)
-    scan = det.train_scan(x, y, seed=cfg.detector.seed)
-    scan.update({"cell": 32, "radius": 3})
+    scan_file = out / "scan.json"
+    if scan_file.is_file():
+        scan = json.loads(scan_file.read_text())
+        log(f"[scan] reusing {scan_file} (delete it to retrain)")
+    else:
+        x, y = det.scan_examples(rows, cell=32, radius=3)
+        scan = det.train_scan(x, y, seed=cfg.detector.seed)
+        scan.update({"cell": 32, "radius": 3})
+        atomic_write_json(scan_file, scan)
     info["scan"] = {"block_recall": scan["block_recall"], "threshold": scan["threshold"], "seconds": round(time.time() - t0, 1)}
     t0 = time.time()
     net.eval()
     samples = det.collect_crops(net, rows, list(net.config.classes), cfg.detector)
     det.train_head(net, samples, cfg.detector)
-    threshold, stats = det.choose_threshold(net, samples, cfg.detector.max_fp_per_crop)
+    threshold, min_cells, stats = det.choose_threshold(net, samples, cfg.detector.max_fp_per_crop)
     info["defect_head"] = {**stats, "crops": len(samples), "seconds": round(time.time() - t0, 1)}
     torch.save(
         {
             "defect": {k: v.detach().clone() for k, v in net.defect.state_dict().items()},
             "scan": scan,
-            "detector": {"threshold": threshold, "min_cells": 2, "merge_iou": 0.2},
+            "detector": {"threshold": threshold, "min_cells": min_cells, "merge_iou": 0.2},
             "classes": list(net.config.classes),
         },
         out / "detector.pt",

@@ -39,7 +39,7 @@ class ClassicConfig:
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
     max_crop_side: int = field(
-        default=640, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
+        default=512, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
     )
     context_factor: float = field(default=1.5, metadata={"help": "Context enlargement of each zoom box."})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})

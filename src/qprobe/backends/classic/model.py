@@ -69,9 +69,17 @@ class ClassicNet(nn.Module):
         return int(getattr(block, "out_channels", 96))
 
     # -- pieces ---------------------------------------------------------------
+    def use_channels_last(self) -> "ClassicNet":
+        """NHWC memory layout: ~1.3-1.5x faster depthwise convolutions on CPU (inference)."""
+        self._channels_last = True
+        return self.to(memory_format=torch.channels_last)  # type: ignore[return-value]
+
     def tap(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """Blocks [0, defect_tap): uint8 N x 3 x H x W → the defect head's input (stride 16)."""
-        return self.features[: self.config.defect_tap](normalize(x_uint8))
+        x = normalize(x_uint8)
+        if getattr(self, "_channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.features[: self.config.defect_tap](x)
 
     def stem_from_tap(self, tap: torch.Tensor) -> torch.Tensor:
         """Frozen blocks [defect_tap, split) on top of the tap."""

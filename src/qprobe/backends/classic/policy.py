@@ -43,11 +43,19 @@ class Proposal:
     source: str  # "anomaly" or "texture"
 
 
-def propose(scan: ScanMap, prob: np.ndarray, n: int, threshold: float, zoom_side: int) -> list[Proposal]:
-    """Up to ``n`` zoom boxes (original pixels) from the block probability map."""
+def propose(
+    scan: ScanMap, prob: np.ndarray, n: int, threshold: float, zoom_side: int, max_side: int | None = None
+) -> list[Proposal]:
+    """Up to ``n`` zoom boxes (original pixels) from the block probability map.
+
+    A blob's box is its extent, at least ``zoom_side`` and at most
+    ``max_side`` (then centred on the blob's most probable block), so crops
+    stay near native resolution.
+    """
     if n <= 0:
         return []
     cell = scan.cell
+    max_side = max_side or 2 * zoom_side
     out: list[Proposal] = []
     taken = np.zeros(prob.shape, dtype=bool)
     labels, count = ndimage.label(prob > threshold, structure=np.ones((3, 3), dtype=bool))
@@ -56,11 +64,16 @@ def propose(scan: ScanMap, prob: np.ndarray, n: int, threshold: float, zoom_side
         if sl is None:
             continue
         comp = labels[sl] == k
-        peak = float(prob[sl][comp].max())
-        blobs.append((peak, sl))
+        local = np.where(comp, prob[sl], -1.0)
+        pi, pj = np.unravel_index(int(np.argmax(local)), local.shape)
+        blobs.append((float(local[pi, pj]), sl, (sl[0].start + pi, sl[1].start + pj)))
     blobs.sort(key=lambda b: -b[0])
-    for peak, (ys, xs) in blobs[:n]:
+    for peak, (ys, xs), (pi, pj) in blobs[:n]:
         box = Box(xs.start * cell, ys.start * cell, xs.stop * cell, ys.stop * cell)
+        if box.width > max_side or box.height > max_side:
+            cx, cy = (pj + 0.5) * cell, (pi + 0.5) * cell
+            bw, bh = min(box.width, max_side), min(box.height, max_side)
+            box = Box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
         out.append(Proposal(_min_side(box, zoom_side, scan.width, scan.height), peak, "anomaly"))
         taken[ys, xs] = True
     if len(out) < n:
@@ -109,7 +122,7 @@ class ClassicPolicy:
             prob = np.zeros(scan.shape, dtype=np.float32)
         else:
             prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
-        self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side)
+        self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side, m.max_zoom_side)
 
     def _observe(self, obs: Observation) -> None:
         if obs.kind == "global" and obs.image is not None:

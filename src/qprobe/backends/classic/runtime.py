@@ -13,6 +13,7 @@ from PIL import Image
 
 from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
 from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
+from qprobe.backends.classic.mobilenet import fuse_batchnorm
 from qprobe.backends.classic.model import ClassicNet, NetConfig
 from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
@@ -46,7 +47,7 @@ class ClassicModel:
     def __init__(
         self,
         weights: ClassicWeights,
-        max_crop_side: int = 640,
+        max_crop_side: int = 512,
         zoom_side: int = 320,
         threads: int = 0,
     ) -> None:
@@ -58,10 +59,14 @@ class ClassicModel:
         if unexpected or [k for k in missing if not k.startswith("defect.")]:
             raise ValueError(f"weights do not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")
         self.net.eval()
+        fuse_batchnorm(self.net.features)
+        self.net.use_channels_last()
         self.classes = list(cfg.classes)
         self.has_detector = not missing and len(self.classes) > 1
         self.max_crop_side = max_crop_side
         self.zoom_side = zoom_side
+        # a requested box, enlarged 1.5x for context, should still fit the network input
+        self.max_zoom_side = max(zoom_side, int(max_crop_side / 1.5))
         scan = weights.scan
         self.scan_cell = int(scan.get("cell", 32))
         self.scan_radius = int(scan.get("radius", 3))
