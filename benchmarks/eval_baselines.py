@@ -43,8 +43,10 @@ def main() -> int:
     for k, v in per.items():
         print(f"{k:8s} {1000 * v:7.1f} ms CPU/image   ratio to decode {v / per['decode']:6.1f}x")
     total = sum(per.values())
-    print(f"all      {1000 * total:7.1f} ms CPU/image; projected {args.total} images on {args.workers} cores: "
-          f"{total * args.total / args.workers:.0f} s (+ process start, metrics and report)")
+    print(
+        f"all      {1000 * total:7.1f} ms CPU/image; projected {args.total} images on {args.workers} cores: "
+        f"{total * args.total / args.workers:.0f} s (+ process start, metrics and report)"
+    )
     return 0
 
 

@@ -5,7 +5,7 @@ Qwen2.5-VL gets a format warm-up (SFT on answers with *random* scores), then
 Stage 1 rank-GRPO. Prints the held-out SRCC and the mean ranking reward
 before and after, and their ratios/differences. CPU only, ~10 minutes.
 
-    python benchmarks/learn_toy.py [--rl-steps 50] [--work /tmp/learn_toy] [--threads 1]
+    python benchmarks/learn_toy.py [--rl-steps 150] [--work /tmp/learn_toy] [--threads 1]
 
 One torch thread by default: on a shared machine extra threads spin and burn
 CPU time without speeding a 2-layer model up.
@@ -23,11 +23,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     ap.add_argument("--train-images", type=int, default=48)
-    ap.add_argument("--test-images", type=int, default=24)
+    ap.add_argument("--test-images", type=int, default=48)
     ap.add_argument("--warmup-steps", type=int, default=100)
-    ap.add_argument("--rl-steps", type=int, default=50)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--temperature", type=float, default=0.5)
+    ap.add_argument("--rl-steps", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--beta", type=float, default=0.0, help="KL coefficient of Stage 1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
@@ -41,13 +42,13 @@ def main() -> None:
         work = args.work or Path(tmp)
         r = learn_toy(work, train_images=args.train_images, test_images=args.test_images,
                       warmup_steps=args.warmup_steps, rl_steps=args.rl_steps, learning_rate=args.lr,
-                      temperature=args.temperature, seed=args.seed)
+                      temperature=args.temperature, beta=args.beta, seed=args.seed)
     print(f"held-out SRCC      before {r.before['srcc']:+.3f}  after {r.after['srcc']:+.3f}  "
           f"delta {r.after['srcc'] - r.before['srcc']:+.3f}")
     print(f"parse rate         before {r.before['parse_rate']:.3f}  after {r.after['parse_rate']:.3f}")
     ratio = r.reward_last / r.reward_first if r.reward_first else float("nan")
     print(f"mean rank reward   first {r.reward_first:.3f}  last {r.reward_last:.3f}  ratio {ratio:.3f}  "
-          f"({r.steps} GRPO steps)")
+          f"(mean of the first / last 25 of {r.steps} GRPO steps)")
     print("wall seconds       " + json.dumps(r.seconds))
     print("CPU seconds        " + json.dumps(r.cpu_seconds) + f"  total {sum(r.cpu_seconds.values()) / 60:.1f} CPU min")
 

@@ -9,6 +9,7 @@ Stated tolerance: 0.01 absolute for NIQE and BRISQUE, 1e-6 for PIQE.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -99,5 +100,5 @@ def test_score_map_is_monotone() -> None:
     b = create_baseline("brisque")
     raws = np.linspace(-20, 150, 50)
     scores = [b.to_score(r) for r in raws]
-    assert all(s1 > s2 for s1, s2 in zip(scores, scores[1:]))
+    assert all(s1 > s2 for s1, s2 in itertools.pairwise(scores))
     assert all(1.0 <= s <= 5.0 for s in scores)

@@ -146,9 +146,9 @@ class _Clock:
         self._t, self._c = t, c
 
 
-def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warmup_steps: int = 100,
-              rl_steps: int = 50, learning_rate: float = 1e-3, temperature: float = 0.5, seed: int = 0,
-              window: int = 10) -> ToyResult:
+def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warmup_steps: int = 100,
+              rl_steps: int = 150, learning_rate: float = 5e-4, temperature: float = 0.7, eval_samples: int = 8,
+              beta: float = 0.0, seed: int = 0, window: int = 25) -> ToyResult:
     """Warm-up, then Stage 1; before/after held-out SRCC and first/last mean rank reward.
 
     ``temperature`` is used for the GRPO rollouts and the evaluation samples: a
@@ -168,15 +168,15 @@ def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 24, warm
                                    max_steps=warmup_steps, per_device_train_batch_size=8, learning_rate=2e-3,
                                    use_cpu=True, save_steps=10_000, logging_steps=10, view_long_side=112, seed=seed))
     clock.lap("warmup")
-    before = evaluate(warm.final_dir, test, seed=seed, temperature=temperature)
+    before = evaluate(warm.final_dir, test, samples=eval_samples, seed=seed, temperature=temperature)
     clock.lap("eval_before")
     rl = run_stage1(Stage1Config(model=str(warm.final_dir), manifest=str(train), out_dir=str(work / "stage1"),
                                  max_steps=rl_steps, per_device_train_batch_size=16, num_generations=4,
                                  images_per_group=4, max_completion_length=40, learning_rate=learning_rate,
                                  use_cpu=True, save_steps=10_000, view_long_side=112, seed=seed,
-                                 temperature=temperature, num_train_epochs=100.0))
+                                 temperature=temperature, beta=beta, num_train_epochs=100.0))
     clock.lap("stage1")
-    after = evaluate(rl.final_dir, test, seed=seed, temperature=temperature)
+    after = evaluate(rl.final_dir, test, samples=eval_samples, seed=seed, temperature=temperature)
     clock.lap("eval_after")
     rewards = [h["rewards/rank_reward/mean"] for h in rl.log_history if "rewards/rank_reward/mean" in h]
     k = min(window, max(1, len(rewards) // 2))

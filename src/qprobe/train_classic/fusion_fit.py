@@ -1,9 +1,19 @@
-"""Fit the fusion weights on benchmark images scored by the full pipeline."""
+"""Fit the fusion weights on images scored by the full pipeline.
+
+Two sources pull the weights in different directions and both are used:
+benchmark images (proxy MOS driven by local damage: the deficit and burden
+terms matter) and CLIVE images (authentic distortions all over the image:
+global quality matters, and a detector firing on textured content must not
+dominate). ``w1`` (global score) is fixed at 1; ``w0, w2, w3`` are fitted.
+For the cross-validation weight files, the CLIVE images of the held-out fold
+are left out of the fit.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -12,31 +22,70 @@ from qprobe.backends.classic.weights import ClassicWeights
 from qprobe.manifest import ManifestRow
 
 
-def fit_on_rows(
-    weights: ClassicWeights, rows: list[ManifestRow], n_images: int, seed: int = 0
-) -> tuple[tuple[float, ...], dict[str, Any]]:
-    """Score ``n_images`` rows (all kinds) with the pipeline, then least-squares fit to their MOS."""
+@dataclass
+class FusionData:
+    ids: list[str] = field(default_factory=list)
+    features: list[np.ndarray] = field(default_factory=list)
+    targets: list[float] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+    def fit(self, exclude: Iterable[str] = ()) -> tuple[float, ...]:
+        """Fit with each source (bench, clive) weighing the same in total."""
+        skip = set(exclude)
+        keep = [i for i, x in enumerate(self.ids) if x not in skip]
+        counts = {s: sum(1 for i in keep if self.source[i] == s) for s in set(self.source[i] for i in keep)}
+        sw = np.asarray([1.0 / counts[self.source[i]] for i in keep])
+        return fit_fusion(
+            np.stack([self.features[i] for i in keep]), np.asarray([self.targets[i] for i in keep]), sample_weight=sw
+        )
+
+    def srcc(self, weights: tuple[float, ...], source: str) -> float:
+        from qprobe.eval.metrics import srcc
+
+        idx = [i for i, s in enumerate(self.source) if s == source]
+        pred = np.stack([self.features[i] for i in idx]) @ np.asarray(weights)
+        return float(srcc(pred, np.asarray([self.targets[i] for i in idx])))
+
+
+def score_rows(weights: ClassicWeights, rows: list[ManifestRow], source: str, data: FusionData | None = None) -> FusionData:
+    """Run the pipeline on ``rows`` and collect (fusion features, MOS)."""
     from qprobe.backends.classic.backend import ClassicBackend
     from qprobe.backends.classic.runtime import ClassicModel
 
-    rng = np.random.default_rng(seed)
-    pick = [rows[int(i)] for i in rng.permutation(len(rows))[: max(1, n_images)]]
+    data = data or FusionData()
     backend = ClassicBackend()
     backend._model = ClassicModel(weights)
-    feats, targets = [], []
-    t0 = time.time()
-    for row in pick:
+    for row in rows:
         a = backend.assess(row.path)
-        if not a.ok or a.trajectory is None:
+        if not a.ok:
             continue
-        policy_state = a.extra.get("classic", {})
-        s_global = float(policy_state["s_global"])
-        crops = [float(v) for v in policy_state["crop_scores"]]
-        b = float(policy_state["burden"])
-        feats.append(fusion_features(s_global, crops, b))
-        targets.append(float(row.mos))
-    w = fit_fusion(np.stack(feats), np.asarray(targets))
-    pred = np.stack(feats) @ np.asarray(w)
-    from qprobe.eval.metrics import srcc
+        sub = a.extra["classic"]
+        data.ids.append(row.id)
+        data.features.append(fusion_features(float(sub["s_global"]), [float(v) for v in sub["crop_scores"]], float(sub["burden"])))
+        data.targets.append(float(row.mos))
+        data.source.append(source)
+    return data
 
-    return w, {"images": len(feats), "train_srcc": round(float(srcc(pred, np.asarray(targets))), 4), "seconds": round(time.time() - t0, 1)}
+
+def sample(rows: list[ManifestRow], n: int, seed: int) -> list[ManifestRow]:
+    rng = np.random.default_rng(seed)
+    return [rows[int(i)] for i in rng.permutation(len(rows))[: max(0, n)]]
+
+
+def fit_on_rows(
+    weights: ClassicWeights,
+    bench_rows: list[ManifestRow],
+    n_bench: int,
+    clive_rows: list[ManifestRow] = (),  # type: ignore[assignment]
+    n_clive: int = 0,
+    seed: int = 0,
+) -> tuple[FusionData, tuple[float, ...], dict[str, Any]]:
+    t0 = time.time()
+    data = score_rows(weights, sample(bench_rows, n_bench, seed), "bench")
+    if clive_rows and n_clive:
+        score_rows(weights, sample(list(clive_rows), n_clive, seed), "clive", data)
+    w = data.fit()
+    info: dict[str, Any] = {"images": len(data.ids), "seconds": round(time.time() - t0, 1)}
+    for src in sorted(set(data.source)):
+        info[f"train_srcc_{src}"] = round(data.srcc(w, src), 4)
+    return data, w, info

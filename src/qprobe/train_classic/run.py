@@ -54,6 +54,7 @@ class TrainClassicConfig:
     max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
     max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
     fusion_images: int = field(default=40, metadata={"help": "Benchmark images scored to fit the fusion weights."})
+    fusion_clive_images: int = field(default=120, metadata={"help": "CLIVE images scored to fit the fusion weights."})
     threads: int = field(default=2, metadata={"help": "torch CPU threads."})
     install: bool = field(default=False, metadata={"help": "Copy the result over the package's shipped weights."})
     stages: list[str] = field(
@@ -243,8 +244,15 @@ def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
         detector=dict(det_state["detector"]),
     )
     t0 = time.time()
+    from qprobe.train_classic.clive import read_clive
+
     bench_rows = load_dataset("qprobe-bench", out / "bench_train")
-    fusion, info = fusion_fit.fit_on_rows(weights, bench_rows, cfg.fusion_images, seed=cfg.detector.seed)
+    clive_rows = read_clive(cfg.clive)
+    if cfg.max_clive:
+        clive_rows = clive_rows[: cfg.max_clive]
+    data, fusion, info = fusion_fit.fit_on_rows(
+        weights, bench_rows, cfg.fusion_images, clive_rows, cfg.fusion_clive_images, seed=cfg.detector.seed
+    )
     weights.fusion = list(fusion)
     record["fusion"] = {"weights": [round(v, 4) for v in fusion], **info, "seconds": round(time.time() - t0, 1)}
     log(f"[fusion] {json.dumps(record['fusion'])}")
@@ -252,11 +260,15 @@ def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     weights.meta = json.loads(json.dumps(record, default=str))
     path = out / "classic.pt"
     save_weights(weights, path)
+    from qprobe.eval.datasets.splits import read_splits
+
+    splits = read_splits(out / "cv" / "splits") if (out / "cv" / "splits").is_dir() else {}
     for fold_file in sorted((out / "cv").glob("fold*_regressor.pt")):
         k = fold_file.name.split("_")[0]
         sd = dict(weights.state_dict)
         sd.update(torch.load(fold_file, map_location="cpu", weights_only=True))
-        fw = dataclasses.replace(weights, state_dict=sd, meta={**weights.meta, "fold": k})
+        fold_fusion = list(data.fit(exclude=splits.get(k, [])))  # the held-out fold's CLIVE images stay out
+        fw = dataclasses.replace(weights, state_dict=sd, fusion=fold_fusion, meta={**weights.meta, "fold": k})
         save_weights(fw, out / "cv" / f"{k}.pt")
     atomic_write_json(out / "train_record.json", weights.meta)
     if cfg.install:

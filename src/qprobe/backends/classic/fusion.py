@@ -36,9 +36,13 @@ def fuse(features: np.ndarray, weights: Sequence[float]) -> float:
 
 
 def fit_fusion(
-    features: np.ndarray, targets: np.ndarray, ridge: float = 1e-2, global_weight: float | None = 1.0
+    features: np.ndarray,
+    targets: np.ndarray,
+    ridge: float = 1e-2,
+    global_weight: float | None = 1.0,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[float, ...]:
-    """Ridge least squares (intercept unpenalised) with ``w1`` fixed at ``global_weight``.
+    """Weighted ridge least squares (intercept unpenalised) with ``w1`` fixed at ``global_weight``.
 
     ``global_weight=None`` fits ``w1`` too. The deficit weight is kept ≥ 0
     and the burden weight ≤ 0: a worse crop or more damage never raises the
@@ -46,6 +50,9 @@ def fit_fusion(
     """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
+    if sample_weight is not None:
+        sw = np.sqrt(np.asarray(sample_weight, dtype=np.float64) / np.mean(sample_weight))
+        x, y = x * sw[:, None], y * sw
     free = list(range(x.shape[1]))
     if global_weight is not None:
         y = y - global_weight * x[:, 1]
