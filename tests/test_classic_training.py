@@ -58,9 +58,10 @@ def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -
     )
     assert res.exit_code == 0, res.output
     record = json.loads((out / "train_record.json").read_text())
-    assert "cv" in record and len(record["cv"]["per_fold"]) == 2
+    assert len(record["regressor"]["cv"]["per_fold"]) == 2
     assert (out / "cv" / "fold0.pt").is_file() and (out / "cv" / "splits").is_dir()
-    held = set(record["trained_on"]["holdout_photos"])
-    assert not held & set(record["trained_on"]["bench_photos"])
+    held = set(record["detector"]["holdout_photos"])
+    assert held and not held & set(record["detector"]["bench_photos"])
+    assert len(record["fusion"]["weights"]) == 4
     a = create_backend("classic", weights=str(out / "classic.pt")).assess(str(sorted(photos_dir.iterdir())[0]))
     assert a.ok and 1 <= a.score <= 5

@@ -186,7 +186,7 @@ def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainCon
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         if (epoch + 1) % 10 == 0 or epoch == 0:
             print(f"  defect head epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.4f}", flush=True)
     net.defect.eval()
