@@ -24,11 +24,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     ap.add_argument("--train-images", type=int, default=48)
     ap.add_argument("--test-images", type=int, default=48)
-    ap.add_argument("--warmup-steps", type=int, default=100)
+    ap.add_argument("--warmup-steps", type=int, default=60)
     ap.add_argument("--rl-steps", type=int, default=150)
     ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the GRPO rollouts")
+    ap.add_argument("--eval-temperature", type=float, default=0.7, help="sampling temperature of the evaluation")
+    ap.add_argument("--num-generations", type=int, default=8, help="samples per image in GRPO")
+    ap.add_argument("--images-per-group", type=int, default=4, help="images compared by the ranking reward")
     ap.add_argument("--beta", type=float, default=0.0, help="KL coefficient of Stage 1")
+    ap.add_argument("--prompt", choices=("score_only", "probe"), default="score_only", help="Stage-1 prompt kind")
+    ap.add_argument("--image-size", type=int, default=112, help="long side of the toy images")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
@@ -42,7 +47,10 @@ def main() -> None:
         work = args.work or Path(tmp)
         r = learn_toy(work, train_images=args.train_images, test_images=args.test_images,
                       warmup_steps=args.warmup_steps, rl_steps=args.rl_steps, learning_rate=args.lr,
-                      temperature=args.temperature, beta=args.beta, seed=args.seed)
+                      temperature=args.temperature, eval_temperature=args.eval_temperature,
+                      num_generations=args.num_generations,
+                      images_per_group=args.images_per_group, beta=args.beta, prompt=args.prompt,
+                      image_size=args.image_size, seed=args.seed)
     print(f"held-out SRCC      before {r.before['srcc']:+.3f}  after {r.after['srcc']:+.3f}  "
           f"delta {r.after['srcc'] - r.before['srcc']:+.3f}")
     print(f"parse rate         before {r.before['parse_rate']:.3f}  after {r.after['parse_rate']:.3f}")

@@ -99,7 +99,7 @@ def _open(source: ImageSource, max_pixels: int | None) -> Image.Image:
         raise ImageLoadError(
             name,
             f"image is {w}x{h} = {w * h / 1e6:.1f} MP, above the limit of {max_pixels / 1e6:.1f} MP "
-            "(pass a larger max_pixels / --max-pixels if you trust this file)",
+            "(if you trust this file, raise the limit: max_pixels= in Python, --max-pixels for qprobe batch/serve)",
         )
     return img
 

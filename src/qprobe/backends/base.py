@@ -11,6 +11,7 @@ returns ``Assessment(score=None, error="...")`` and the caller counts it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
@@ -88,12 +89,7 @@ class ProbingBackend(Backend):
     def make_env(self, max_zooms: int | None = None) -> ProbeEnv:
         cfg = self.env_config
         if max_zooms is not None and max_zooms != cfg.max_zooms:
-            cfg = EnvConfig(
-                view_long_side=cfg.view_long_side,
-                max_zooms=int(max_zooms),
-                max_errors=cfg.max_errors,
-                crop=cfg.crop,
-            )
+            cfg = dataclasses.replace(cfg, max_zooms=int(max_zooms))
         return ProbeEnv(cfg, backend=self.name)
 
     def assess(

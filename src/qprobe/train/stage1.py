@@ -56,6 +56,15 @@ class Stage1Config(GRPOOptions, CommonConfig):
     images_per_group: int = field(default=4, metadata={"help": "Images compared with each other by the ranking reward."})
     target: str = field(default="order", metadata={"help": "Thurstone target: 'order' (MOS order) or 'prob' (MOS + std)."})
     rank_eps: float = field(default=1e-6, metadata={"help": "Epsilon inside the fidelity square roots."})
+    prompt: str = field(
+        default="probe",
+        metadata={
+            "help": "Prompt of the rollouts: 'probe' (the agent's system prompt with the zoom tool, zoom budget 0: "
+            "the conversation Stage 2/3 and inference use) or 'score_only' (one short user turn asking for the "
+            "score: the plain scoring task of the paper's Stage 1, and few enough tokens that a small model's "
+            "visual tokens are not drowned)."
+        },
+    )
     learning_rate: float = field(default=1e-6, metadata={"help": "Peak learning rate."})
 
     def check(self) -> None:
@@ -64,6 +73,8 @@ class Stage1Config(GRPOOptions, CommonConfig):
             raise ConfigError(f"manifest not found: {self.manifest!r} (set --manifest)")
         if self.target not in ("order", "prob"):
             raise ConfigError(f"target must be 'order' or 'prob', got {self.target!r}")
+        if self.prompt not in STAGE1_PROMPTS:
+            raise ConfigError(f"prompt must be one of {STAGE1_PROMPTS}, got {self.prompt!r}")
         prompts_per_batch, rem = divmod(
             self.per_device_train_batch_size * self.gradient_accumulation_steps, self.num_generations
         )
@@ -135,6 +146,33 @@ def probe_prompt(model_dir: str, max_zooms: int) -> Any:
     return make
 
 
+STAGE1_PROMPTS = ("probe", "score_only")
+
+SCORE_ONLY_TEXT = (
+    "Rate the overall quality of this image from 1 (bad) to 5 (excellent). "
+    'Reply with <answer>{"score": S}</answer> only.'
+)
+"""The user text of the ``score_only`` Stage-1 prompt (shown after the image)."""
+
+
+def score_only_prompt() -> Any:
+    """``(original size, view size) -> [user]``: the short scoring prompt (no system prompt, no tool)."""
+
+    def make(original: tuple[int, int], view: tuple[int, int]) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": SCORE_ONLY_TEXT}]
+
+    return make
+
+
+def stage1_prompt(kind: str, model_dir: str) -> Any:
+    """The prompt function of a Stage-1 ``prompt`` kind (see :class:`Stage1Config`)."""
+    if kind == "probe":
+        return probe_prompt(model_dir, max_zooms=0)
+    if kind == "score_only":
+        return score_only_prompt()
+    raise ConfigError(f"prompt must be one of {STAGE1_PROMPTS}, got {kind!r}")
+
+
 def box_convention(model_dir: str) -> str:
     from qprobe.backends.vlm.families import check_checkpoint
 
@@ -164,7 +202,7 @@ def build_dataset(cfg: Stage1Config, processor: Any) -> Any:
     data = grpo_rows(
         rows,
         cfg.manifest,
-        probe_prompt(cfg.model, max_zooms=0),
+        stage1_prompt(cfg.prompt, cfg.model),
         view=ViewSpec(cfg.view_long_side, Path(cfg.out_dir) / "views"),
         view_size=processor_view_size(processor),
         images_per_group=cfg.images_per_group,

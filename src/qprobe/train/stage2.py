@@ -80,20 +80,31 @@ def sft_rows(data_dir: str | Path, processor: Any, convention: str, *, max_examp
 def run_stage2(cfg: Stage2Config) -> StageResult:
     """Train Stage 2 and save the final policy under ``out_dir/final``."""
     cfg.check()  # before the heavy imports: a bad config fails in a second
+    from qprobe.train.stage1 import box_convention
+
+    processor = load_processor(cfg)
+    rows = sft_rows(cfg.data, processor, box_convention(cfg.model), max_examples=cfg.max_examples,
+                    crop_max_pixels=cfg.crop_max_pixels)
+    return train_sft(cfg, [{k: v for k, v in r.items() if k != "id"} for r in rows], processor)
+
+
+def train_sft(cfg: Stage2Config, rows: list[dict[str, Any]], processor: Any | None = None) -> StageResult:
+    """SFT of ``cfg.model`` on ``{"messages", "images"}`` rows; the final policy goes to ``out_dir/final``.
+
+    The trainer behind :func:`run_stage2`; also used for a format warm-up on
+    rows built elsewhere (e.g. :mod:`qprobe.train.toy`). ``cfg.data`` is not read.
+    """
     write_config(cfg)
     from trl import SFTConfig, SFTTrainer
 
     from qprobe.train.data import to_dataset
-    from qprobe.train.stage1 import box_convention
     from qprobe.train.templates import with_generation_markers
 
-    processor = load_processor(cfg)
+    processor = processor if processor is not None else load_processor(cfg)
     if cfg.assistant_only_loss:
         processor.chat_template = with_generation_markers(processor.chat_template)
     model = load_policy(cfg)
-    rows = sft_rows(cfg.data, processor, box_convention(cfg.model), max_examples=cfg.max_examples,
-                    crop_max_pixels=cfg.crop_max_pixels)
-    dataset = to_dataset([{k: v for k, v in r.items() if k != "id"} for r in rows])
+    dataset = to_dataset(rows)
     args = SFTConfig(
         **trainer_args(cfg),
         assistant_only_loss=cfg.assistant_only_loss,

@@ -56,27 +56,51 @@ def make_toy_set(root: Path, n: int, seed: int, split: str, size: tuple[int, int
     return manifest
 
 
-def random_answer_trajectories(manifest: Path, out_dir: Path, seed: int, view_long_side: int) -> Path:
-    """A flywheel-shaped folder whose episodes answer with a uniformly random integer score."""
-    from qprobe._fs import JsonlAppender
-    from qprobe.agent.actions import Answer
-    from qprobe.agent.env import EnvConfig, ProbeEnv
-    from qprobe.manifest import read_manifest, resolve_path
+def with_image(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` (string contents) with list contents and the image in front of the last user text."""
+    out = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in messages]
+    out[-1]["content"].insert(0, {"type": "image"})
+    return out
 
-    rng = random.Random(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with JsonlAppender(out_dir / "trajectories.jsonl") as fh:
-        for row in read_manifest(manifest):
-            env = ProbeEnv(EnvConfig(view_long_side=view_long_side, max_zooms=0))
-            path = str(resolve_path(row, manifest))
-            env.reset(path, path=path)
-            env.step(Answer(float(rng.randint(1, 5))))
-            fh.write({"id": row.id, "image": path, "trajectory": env.trajectory.to_dict()})
-    return out_dir
+
+def warmup_rows(manifest: Path, model_dir: Path, prompt: str, view_long_side: int,
+                scores: tuple[int, ...] = (1, 2, 3, 4, 5)) -> list[dict[str, Any]]:
+    """Format warm-up SFT rows: every image answered once with *each* of ``scores``.
+
+    The answers carry no information about the image (each image gets the
+    same set of scores), so the warm-up teaches the answer format and a
+    spread of scores for GRPO to choose from, and nothing about quality.
+    """
+    from PIL import Image
+
+    from qprobe.agent.actions import Answer
+    from qprobe.agent.env import global_view
+    from qprobe.agent.parsing import format_action
+    from qprobe.backends.vlm.coords import Frame
+    from qprobe.backends.vlm.processor import load_processor, resized_size
+    from qprobe.io import load_rgb
+    from qprobe.manifest import read_manifest, resolve_path
+    from qprobe.train.stage1 import box_convention, stage1_prompt
+
+    processor = load_processor(model_dir)
+    make_prompt = stage1_prompt(prompt, str(model_dir))
+    convention = box_convention(str(model_dir))
+    rows = []
+    for row in read_manifest(manifest):
+        view, _ = global_view(load_rgb(resolve_path(row, manifest)), view_long_side)
+        image = Image.fromarray(view)
+        size = resized_size(processor, *image.size)
+        frame = Frame(convention, (row.width, row.height), size)
+        messages = with_image(make_prompt((row.width, row.height), size))
+        for score in scores:
+            answer = {"role": "assistant", "content": [{"type": "text", "text": format_action(Answer(float(score)), frame)}]}
+            rows.append({"messages": [*messages, answer], "images": [image]})
+    random.Random(0).shuffle(rows)
+    return rows
 
 
 def evaluate(model_dir: Path, manifest: Path, *, samples: int = 4, view_long_side: int = 112, seed: int = 0,
-             max_new_tokens: int = 40, temperature: float = 0.5) -> dict[str, float]:
+             max_new_tokens: int = 40, temperature: float = 0.5, prompt: str = "score_only") -> dict[str, float]:
     """SRCC (vs MOS) of the mean of ``samples`` sampled scores per image, and the parse rate."""
     import torch
     from PIL import Image
@@ -88,18 +112,17 @@ def evaluate(model_dir: Path, manifest: Path, *, samples: int = 4, view_long_sid
     from qprobe.io import load_rgb
     from qprobe.manifest import read_manifest, resolve_path
     from qprobe.train.rewards._completion import final_score
-    from qprobe.train.stage1 import probe_prompt, vision_token_ids
+    from qprobe.train.stage1 import stage1_prompt, vision_token_ids
 
     torch.manual_seed(seed)
     processor = load_processor(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(str(model_dir)).eval()
-    make_prompt = probe_prompt(str(model_dir), max_zooms=0)
+    make_prompt = stage1_prompt(prompt, str(model_dir))
     means, labels, parsed, total = [], [], 0, 0
     for row in read_manifest(manifest):
         view, _ = global_view(load_rgb(resolve_path(row, manifest)), view_long_side)
         image = Image.fromarray(view)
-        messages = make_prompt((row.width, row.height), resized_size(processor, *image.size))
-        messages[-1] = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": messages[-1]["content"]}]}
+        messages = with_image(make_prompt((row.width, row.height), resized_size(processor, *image.size)))
         text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = processor(images=[image], text=[text], return_tensors="pt")
         with torch.no_grad():
@@ -146,37 +169,46 @@ class _Clock:
         self._t, self._c = t, c
 
 
-def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warmup_steps: int = 100,
-              rl_steps: int = 150, learning_rate: float = 5e-4, temperature: float = 0.7, eval_samples: int = 8,
-              beta: float = 0.0, seed: int = 0, window: int = 25) -> ToyResult:
+def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warmup_steps: int = 60,
+              rl_steps: int = 150, learning_rate: float = 5e-4, temperature: float = 1.0,
+              eval_temperature: float = 0.7, num_generations: int = 8, images_per_group: int = 4,
+              eval_samples: int = 8, beta: float = 0.0, prompt: str = "score_only", image_size: int = 112,
+              seed: int = 0, window: int = 25) -> ToyResult:
     """Warm-up, then Stage 1; before/after held-out SRCC and first/last mean rank reward.
 
-    ``temperature`` is used for the GRPO rollouts and the evaluation samples: a
-    2-layer model's format tokens are only mostly right, and a lower
-    temperature sharpens them while the score digit stays uncertain.
+    ``temperature`` is the sampling temperature of the GRPO rollouts (high,
+    so that each image's samples spread); ``eval_temperature`` that of the
+    evaluation samples. ``prompt`` is the Stage-1 prompt kind (see
+    :class:`qprobe.train.stage1.Stage1Config`); ``image_size`` the long side
+    of the toy images and of the global view.
     """
     from qprobe.testing.tiny_vlm import build_tiny_qwen25vl
     from qprobe.train.stage1 import Stage1Config, run_stage1
-    from qprobe.train.stage2 import Stage2Config, run_stage2
+    from qprobe.train.stage2 import Stage2Config, train_sft
 
     clock = _Clock()
+    size = (image_size, image_size * 3 // 4)
     base = build_tiny_qwen25vl(work / "tiny", seed=seed)
-    train = make_toy_set(work / "data", train_images, seed + 1, "train")
-    test = make_toy_set(work / "data", test_images, seed + 2, "test")
-    sft_data = random_answer_trajectories(train, work / "warmup_data", seed, 112)
-    warm = run_stage2(Stage2Config(model=str(base), data=str(sft_data), out_dir=str(work / "warmup"),
-                                   max_steps=warmup_steps, per_device_train_batch_size=8, learning_rate=2e-3,
-                                   use_cpu=True, save_steps=10_000, logging_steps=10, view_long_side=112, seed=seed))
+    train = make_toy_set(work / "data", train_images, seed + 1, "train", size)
+    test = make_toy_set(work / "data", test_images, seed + 2, "test", size)
+    rows = warmup_rows(train, base, prompt, image_size)
+    warm = train_sft(Stage2Config(model=str(base), data="", out_dir=str(work / "warmup"), max_steps=warmup_steps,
+                                  per_device_train_batch_size=8, learning_rate=2e-3, use_cpu=True, save_steps=10_000,
+                                  logging_steps=10, view_long_side=image_size, seed=seed), rows)
     clock.lap("warmup")
-    before = evaluate(warm.final_dir, test, samples=eval_samples, seed=seed, temperature=temperature)
+    before = evaluate(warm.final_dir, test, samples=eval_samples, seed=seed, temperature=eval_temperature,
+                      prompt=prompt, view_long_side=image_size)
     clock.lap("eval_before")
     rl = run_stage1(Stage1Config(model=str(warm.final_dir), manifest=str(train), out_dir=str(work / "stage1"),
-                                 max_steps=rl_steps, per_device_train_batch_size=16, num_generations=4,
-                                 images_per_group=4, max_completion_length=40, learning_rate=learning_rate,
-                                 use_cpu=True, save_steps=10_000, view_long_side=112, seed=seed,
-                                 temperature=temperature, beta=beta, num_train_epochs=100.0))
+                                 max_steps=rl_steps, per_device_train_batch_size=num_generations * images_per_group,
+                                 num_generations=num_generations, images_per_group=images_per_group,
+                                 max_completion_length=32 if prompt == "score_only" else 48,
+                                 learning_rate=learning_rate, use_cpu=True, save_steps=10_000,
+                                 view_long_side=image_size, seed=seed, temperature=temperature, beta=beta,
+                                 prompt=prompt, num_train_epochs=100.0))
     clock.lap("stage1")
-    after = evaluate(rl.final_dir, test, samples=eval_samples, seed=seed, temperature=temperature)
+    after = evaluate(rl.final_dir, test, samples=eval_samples, seed=seed, temperature=eval_temperature,
+                     prompt=prompt, view_long_side=image_size)
     clock.lap("eval_after")
     rewards = [h["rewards/rank_reward/mean"] for h in rl.log_history if "rewards/rank_reward/mean" in h]
     k = min(window, max(1, len(rewards) // 2))
