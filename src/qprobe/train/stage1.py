@@ -42,6 +42,11 @@ class GRPOOptions:
     epsilon: float = field(default=0.2, metadata={"help": "PPO clip range."})
     num_iterations: int = field(default=1, metadata={"help": "Policy updates per generation batch (mu)."})
     loss_type: str = field(default="dapo", metadata={"help": "TRL loss aggregation (grpo, dapo, dr_grpo, bnpo)."})
+    scale_rewards: str = field(
+        default="group",
+        metadata={"help": "Advantage scaling: 'group' (divide by the group's reward std, GRPO), 'batch', or 'none' "
+                          "(mean-centred only, Dr. GRPO: near-tied groups are not blown up into noise)."},
+    )
     rewards: list[str] = field(default_factory=lambda: ["rank"], metadata={"help": "Reward names (qprobe ls rewards)."})
     reward_weights: list[float] | None = field(default=None, metadata={"help": "One weight per reward (default: all 1)."})
 
@@ -120,6 +125,7 @@ def grpo_config(cfg: CommonConfig, opts: GRPOOptions, model: Any, **extra: Any) 
         epsilon=opts.epsilon,
         num_iterations=opts.num_iterations,
         loss_type=opts.loss_type,
+        scale_rewards=opts.scale_rewards,
         reward_weights=opts.reward_weights,
         shuffle_dataset=False,
         remove_unused_columns=False,

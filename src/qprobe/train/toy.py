@@ -4,10 +4,12 @@ It checks that the training code *learns*, not only that it runs: images
 are textured fields whose mean brightness sets the label (MOS 1–5). The
 recipe mirrors the real pipeline at toy scale:
 
-1. a **format warm-up** (Stage-2 SFT code) on answers with *random* scores
-   — the model learns to write ``<answer>{"score": …}</answer>`` but nothing
+1. a **format warm-up** (the Stage-2 SFT trainer) in which every training
+   image is answered once with *each* score 1–5 — the model learns to write
+   ``<answer>{"score": …}</answer>`` and a spread of scores, but nothing
    about quality (a pretrained instruct model starts here);
-2. **Stage 1** rank-GRPO on the training images;
+2. **Stage 1** rank-GRPO on the training images, with the Stage-1 prompt
+   kind ``prompt`` (``score_only`` by default: one short scoring turn);
 3. before/after: mean ranking reward of the first vs last steps and SRCC of
    the sampled-mean score on held-out images.
 
@@ -169,16 +171,17 @@ class _Clock:
         self._t, self._c = t, c
 
 
-def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warmup_steps: int = 60,
-              rl_steps: int = 150, learning_rate: float = 5e-4, temperature: float = 1.0,
+def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warmup_steps: int = 150,
+              rl_steps: int = 200, learning_rate: float = 5e-4, temperature: float = 0.7,
               eval_temperature: float = 0.7, num_generations: int = 8, images_per_group: int = 4,
-              eval_samples: int = 8, beta: float = 0.0, prompt: str = "score_only", image_size: int = 112,
-              seed: int = 0, window: int = 25) -> ToyResult:
+              eval_samples: int = 8, beta: float = 0.0, scale_rewards: str = "none", prompt: str = "score_only",
+              image_size: int = 112, seed: int = 0, window: int = 25) -> ToyResult:
     """Warm-up, then Stage 1; before/after held-out SRCC and first/last mean rank reward.
 
-    ``temperature`` is the sampling temperature of the GRPO rollouts (high,
-    so that each image's samples spread); ``eval_temperature`` that of the
-    evaluation samples. ``prompt`` is the Stage-1 prompt kind (see
+    ``temperature`` is the sampling temperature of the GRPO rollouts and
+    ``eval_temperature`` that of the evaluation samples. ``scale_rewards``
+    is TRL's advantage scaling: ``none`` (Dr. GRPO) keeps groups whose
+    samples nearly tie from being blown up into noise. ``prompt`` is the Stage-1 prompt kind (see
     :class:`qprobe.train.stage1.Stage1Config`); ``image_size`` the long side
     of the toy images and of the global view.
     """
@@ -205,7 +208,7 @@ def learn_toy(work: Path, *, train_images: int = 48, test_images: int = 48, warm
                                  max_completion_length=32 if prompt == "score_only" else 48,
                                  learning_rate=learning_rate, use_cpu=True, save_steps=10_000,
                                  view_long_side=image_size, seed=seed, temperature=temperature, beta=beta,
-                                 prompt=prompt, num_train_epochs=100.0))
+                                 scale_rewards=scale_rewards, prompt=prompt, num_train_epochs=100.0))
     clock.lap("stage1")
     after = evaluate(rl.final_dir, test, samples=eval_samples, seed=seed, temperature=eval_temperature,
                      prompt=prompt, view_long_side=image_size)
