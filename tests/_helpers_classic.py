@@ -19,14 +19,14 @@ def make_random_weights(path: Path, classes: tuple[str, ...] = ("clean", "gaussi
     torch.manual_seed(0)
     cfg = NetConfig(classes=list(classes))
     net = ClassicNet(cfg)
-    d = 2 * len(FEATURE_NAMES) + 1
+    d = 3 * len(FEATURE_NAMES) + 1
     rng = np.random.default_rng(0)
     w = ClassicWeights(
         net_config=dataclasses.asdict(cfg),
         state_dict=net.state_dict(),
         scan={"weights": rng.normal(0, 0.5, d).tolist(), "threshold": 0.6, "cell": 32, "radius": 3},
         detector={"threshold": 0.5, "min_cells": 2},
-        fusion=[0.0, 1.0, 0.5, -2.0],
+        fusion=[1.0],
         meta={"test": True},
     )
     save_weights(w, path)

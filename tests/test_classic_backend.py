@@ -44,7 +44,7 @@ def test_assess_end_to_end(backend) -> None:
     for box in a.probes + [d.bbox for d in a.defects]:
         assert 0 <= box.x1 < box.x2 <= 700 and 0 <= box.y1 < box.y2 <= 450
     sub = a.extra["classic"]
-    assert len(sub["crop_scores"]) == len(a.probes)
+    assert sub["crops"] == len(a.probes) and 0.0 < sub["keep"] <= 1.0
     assert [s.kind for s in a.trajectory.steps][-1] == "answer"
     json.dumps(a.to_dict(include_trajectory=True))
 
@@ -61,7 +61,7 @@ def test_zoom_budget_and_forced_probes(backend) -> None:
     a = backend.assess(img, max_zooms=1, forced_probes=[Box(10, 10, 100, 100)])
     assert len(a.probes) == 2
     assert a.probes[0].contains(Box(10, 10, 100, 100))
-    assert len(a.extra["classic"]["crop_scores"]) == 2  # the forced crop was looked at too
+    assert a.extra["classic"]["crops"] == 2  # the forced crop was looked at too
 
 
 def test_tiny_and_odd_images(backend) -> None:
@@ -103,7 +103,7 @@ def test_shipped_weights_load_offline(monkeypatch) -> None:
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     w = load_weights()
-    assert len(w.net_config["classes"]) > 1 and w.scan.get("weights") is not None and len(w.fusion) == 4
+    assert len(w.net_config["classes"]) > 1 and w.scan.get("weights") is not None and len(w.fusion) == 1
     a = create_backend("classic", view_long_side=256, zoom_side=96, max_crop_side=192).assess(
         make_texture(300, 400, seed=2)
     )

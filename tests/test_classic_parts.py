@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import make_texture
-from qprobe.backends.classic.detector import DetectorSettings, burden, detect, merge_defects
-from qprobe.backends.classic.fusion import fit_fusion, fuse, fusion_features
+from qprobe.backends.classic.detector import DetectorSettings, detect, merge_defects
+from qprobe.backends.classic.fusion import fit_fusion, fuse, keep_factor
 from qprobe.backends.classic.policy import propose
 from qprobe.backends.classic.scan import FEATURE_NAMES, block_features, context_features
 from qprobe.types import Box, Defect
@@ -49,7 +49,7 @@ def test_scan_features_shape_and_noise_patch() -> None:
     assert diff[8:12, 12:17].min() > 0.3  # inside the patch
     assert np.abs(diff[:6]).max() < 1e-6  # far away: unchanged
     ctx = context_features(b)
-    assert ctx.shape == (20, 30, 2 * len(FEATURE_NAMES) + 1) and np.isfinite(ctx).all()
+    assert ctx.shape == (20, 30, 3 * len(FEATURE_NAMES) + 1) and np.isfinite(ctx).all()
 
 
 def test_scan_on_tiny_image() -> None:
@@ -81,34 +81,44 @@ def test_detect_components_to_boxes() -> None:
     assert d.bbox == Box(130, 70, 170, 100)  # cells 3..7 x 2..5 of a 10 px grid
 
 
-def test_merge_and_burden() -> None:
+def test_merge_defects() -> None:
     a = Defect(Box(0, 0, 100, 100), "noise", 3, 0.9)
     b = Defect(Box(10, 10, 110, 110), "blur", 2, 0.6)
     c = Defect(Box(500, 500, 600, 600), "blur", 2, 0.6)
     merged = merge_defects([b, a, c])
     assert len(merged) == 2 and merged[0].type == "noise" and merged[0].bbox == Box(0, 0, 110, 110)
-    assert burden([], (1000, 1000)) == 0.0
-    assert burden([a], (1000, 1000)) > burden([c], (1000, 1000))
 
 
-def test_fusion_is_crop_bias_free_for_clean_crops() -> None:
-    w = (0.2, 1.0, 0.5, -2.0)
-    base = fuse(fusion_features(3.5, [], 0.0), w)
-    assert fuse(fusion_features(3.5, [3.6, 3.9], 0.0), w) == base  # crops no worse than the whole
-    assert fuse(fusion_features(3.5, [2.5], 0.0), w) < base
-    assert fuse(fusion_features(3.5, [], 0.3), w) < base
+def test_keep_factor_follows_the_proxy_damage_model() -> None:
+    from qprobe.bench.labels import ProxyAnnotator
+
+    size = (1000, 1000)
+    assert keep_factor([], size) == 1.0
+    big = Defect(Box(400, 400, 600, 600), "gaussian_blur", 4, 1.0)
+    small = Defect(Box(400, 400, 430, 430), "gaussian_blur", 4, 1.0)
+    mild = Defect(Box(400, 400, 600, 600), "gaussian_blur", 1, 1.0)
+    unsure = Defect(Box(400, 400, 600, 600), "gaussian_blur", 4, 0.5)
+    k = keep_factor([big], size)
+    assert k == pytest.approx(1.0 - ProxyAnnotator().damage(big.bbox, "blur", 4, *size))
+    assert k < keep_factor([small], size) < 1.0 and k < keep_factor([mild], size)
+    assert k < keep_factor([unsure], size)  # confidence scales the damage
+    assert keep_factor([big, small], size) < k  # damage accumulates
 
 
-def test_fit_fusion_recovers_weights_and_keeps_signs() -> None:
+def test_fusion_keeps_the_global_score_without_defects() -> None:
+    assert fuse(3.5, 1.0, (1.3,)) == pytest.approx(3.5)  # no defect found: crops cannot move the score
+    assert fuse(3.5, 0.6, (1.0,)) == pytest.approx(1.0 + 2.5 * 0.6)
+    assert fuse(3.5, 0.6, (2.0,)) < fuse(3.5, 0.6, (1.0,)) < 3.5
+    assert 1.0 <= fuse(5.5, 1.0) <= 5.0
+
+
+def test_fit_fusion_recovers_alpha() -> None:
     rng = np.random.default_rng(0)
-    x = np.stack([np.ones(200), rng.uniform(2, 5, 200), -rng.uniform(0, 1, 200), rng.uniform(0, 0.5, 200)], 1)
-    y = x @ np.array([0.3, 0.9, 0.4, -1.5])
-    w = fit_fusion(x, y, ridge=1e-6, global_weight=None)
-    assert np.allclose(w, [0.3, 0.9, 0.4, -1.5], atol=1e-2)
-    w = fit_fusion(x, y, ridge=1e-6)  # w1 fixed at 1 by default
-    assert w[1] == 1.0 and w[3] < 0
-    w = fit_fusion(x, -x[:, 3] * -3 + x[:, 1])  # burden that "raises" quality is clamped to 0
-    assert w[3] <= 0.0
+    s = rng.uniform(2, 5, 300)
+    keep = rng.uniform(0.3, 1.0, 300)
+    y = 1.0 + (s - 1.0) * keep**1.5
+    assert fit_fusion(s, keep, y) == pytest.approx((1.5,), abs=0.06)
+    assert fit_fusion(s, np.ones(300), s)[0] >= 0.0
 
 
 def test_propose_caps_large_blobs_around_their_peak() -> None:

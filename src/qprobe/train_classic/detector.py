@@ -46,13 +46,17 @@ class DetectorTrainConfig:
     variants: int = field(default=6, metadata={"help": "Degraded variants per training photo."})
     dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo."})
     crops_per_defect: int = field(default=1, metadata={"help": "Positive crops per defect (each paired with clean/DoF crops)."})
-    negatives_per_image: int = field(default=1, metadata={"help": "Random crops per image (mostly clean)."})
+    negatives_per_image: int = field(default=2, metadata={"help": "Random crops per image (mostly clean)."})
+    recompress: float = field(
+        default=0.3,
+        metadata={"help": "Share of photo groups re-encoded as JPEG (quality 55-90) as a whole: uniform compression is not a local defect."},
+    )
     min_severity: int = field(default=2, metadata={"help": "Defects below this severity are ignored in the labels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom side (as the policy)."})
-    max_crop_side: int = field(default=640, metadata={"help": "Network input cap (as the policy)."})
+    max_crop_side: int = field(default=512, metadata={"help": "Network input cap (as the policy)."})
     view_long_side: int = field(default=512, metadata={"help": "Global view side (sets the min crop side)."})
     epochs: int = field(default=15, metadata={"help": "Passes of the defect head over the cached crops."})
-    max_fp_per_crop: float = field(default=0.02, metadata={"help": "Target false detections per negative crop."})
+    max_fp_per_crop: float = field(default=0.01, metadata={"help": "Target false detections per negative crop."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
 
@@ -125,7 +129,10 @@ def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], 
     defect is therefore paired with the crop of the same box in the clean
     copy and in the depth-of-field copies of the same photo (same content,
     no defect; DoF adds natural blur), plus ``negatives_per_image`` random
-    crops per image.
+    crops per image. A share of photo groups is re-encoded as JPEG as a
+    whole first (the same quality for every image of the group): real
+    "pristine" photos are compressed, and compression all over the image is
+    not a local defect.
     """
     rng = np.random.default_rng(cfg.seed)
     crop_cfg = CropConfig()
@@ -136,10 +143,15 @@ def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], 
         groups.setdefault(row.source_id or row.id, []).append(row)
     done = 0
     for group in groups.values():
+        quality = int(rng.integers(55, 91)) if rng.random() < cfg.recompress else 0
+
+        def read(r: ManifestRow) -> np.ndarray:
+            return _recompress(load_rgb(r.path), quality) if quality else load_rgb(r.path)
+
         negatives = [r for r in group if str(r.extra.get("kind")) in ("clean", "dof")]
-        neg_pixels = [(r, load_rgb(r.path)) for r in negatives]
+        neg_pixels = [(r, read(r)) for r in negatives]
         for row in group:
-            img = load_rgb(row.path)
+            img = read(row)
             h, w = img.shape[:2]
             view_scale = min(1.0, cfg.view_long_side / max(w, h))
             boxes = [
@@ -153,13 +165,24 @@ def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], 
                 x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
                 pix = fit_side(pixels[y1:y2, x1:x2], cfg.max_crop_side)
                 tap = net.tap(to_batch(pix)).half()
-                labels, sev = cell_labels((tap.shape[2], tap.shape[3]), eff, src_row, classes, cfg.min_severity)
+                labels, sev = cell_labels(net.defect_grid(tap.shape[2:]), eff, src_row, classes, cfg.min_severity)
                 kind = str(src_row.extra.get("kind", "?"))
                 out.append(CropSample(tap, labels, sev, not (labels > 0).any(), kind))
             done += 1
             if done % 10 == 0:
                 print(f"  detector crops: {done}/{len(rows)} images, {len(out)} crops ({time.time() - t0:.0f}s)", flush=True)
     return out
+
+
+def _recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
 
 
 def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainConfig) -> None:

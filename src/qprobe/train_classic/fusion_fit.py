@@ -1,10 +1,12 @@
 """Fit the fusion weights on images scored by the full pipeline.
 
 Two sources pull the weights in different directions and both are used:
-benchmark images (proxy MOS driven by local damage: the deficit and burden
-terms matter) and CLIVE images (authentic distortions all over the image:
-global quality matters, and a detector firing on textured content must not
-dominate). ``w1`` (global score) is fixed at 1; ``w0, w2, w3`` are fitted.
+benchmark images (proxy MOS driven by local damage: the found defects
+matter) and CLIVE images (authentic distortions all over the image: global
+quality matters, and a detector firing on textured content must not
+dominate). The one weight, ``alpha`` (see
+:mod:`~qprobe.backends.classic.fusion`), is fitted with each source weighing
+the same in total.
 For the cross-validation weight files, the CLIVE images of the held-out fold
 are left out of the fit.
 """
@@ -17,7 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from qprobe.backends.classic.fusion import fit_fusion, fusion_features
+from qprobe.backends.classic.fusion import fit_fusion, fuse
 from qprobe.backends.classic.weights import ClassicWeights
 from qprobe.manifest import ManifestRow
 
@@ -25,7 +27,8 @@ from qprobe.manifest import ManifestRow
 @dataclass
 class FusionData:
     ids: list[str] = field(default_factory=list)
-    features: list[np.ndarray] = field(default_factory=list)
+    s_global: list[float] = field(default_factory=list)
+    keep: list[float] = field(default_factory=list)
     targets: list[float] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
 
@@ -36,14 +39,17 @@ class FusionData:
         counts = {s: sum(1 for i in keep if self.source[i] == s) for s in set(self.source[i] for i in keep)}
         sw = np.asarray([1.0 / counts[self.source[i]] for i in keep])
         return fit_fusion(
-            np.stack([self.features[i] for i in keep]), np.asarray([self.targets[i] for i in keep]), sample_weight=sw
+            np.asarray([self.s_global[i] for i in keep]),
+            np.asarray([self.keep[i] for i in keep]),
+            np.asarray([self.targets[i] for i in keep]),
+            sample_weight=sw,
         )
 
     def srcc(self, weights: tuple[float, ...], source: str) -> float:
         from qprobe.eval.metrics import srcc
 
         idx = [i for i, s in enumerate(self.source) if s == source]
-        pred = np.stack([self.features[i] for i in idx]) @ np.asarray(weights)
+        pred = np.asarray([fuse(self.s_global[i], self.keep[i], weights) for i in idx])
         return float(srcc(pred, np.asarray([self.targets[i] for i in idx])))
 
 
@@ -61,7 +67,8 @@ def score_rows(weights: ClassicWeights, rows: list[ManifestRow], source: str, da
             continue
         sub = a.extra["classic"]
         data.ids.append(row.id)
-        data.features.append(fusion_features(float(sub["s_global"]), [float(v) for v in sub["crop_scores"]], float(sub["burden"])))
+        data.s_global.append(float(sub["s_global"]))
+        data.keep.append(float(sub["keep"]))
         data.targets.append(float(row.mos))
         data.source.append(source)
     return data

@@ -1,9 +1,11 @@
 """Fine-tune the quality trunk on cached stem features; k-fold cross-validation.
 
-Recipe (DESIGN §2.3, cut to what a shared 2-core CPU allows): the stem is
-frozen (BN statistics kept everywhere) and its native-resolution feature
-maps are cached once; the later blocks and the head are trained with loss
-``L1 + (1 − PLCC of the batch)``.
+Recipe (DESIGN §2.3): the stem (the first 7 MobileNetV2 blocks by default)
+is frozen (BN statistics kept everywhere) and its native-resolution
+stride-8 feature maps are cached once; the later blocks and the head are
+fine-tuned on random 320-px crops (40 cells of the cached map) with loss
+``L1 + (1 − PLCC of the batch)``, and evaluated on five crops and on the
+whole image.
 
 * When only the last block is trained (``split = 18``, the default) that
   block is a 1x1 convolution followed by global average pooling, so the
@@ -11,8 +13,9 @@ maps are cached once; the later blocks and the head are trained with loss
   ``positions`` random positions per image — an unbiased estimate of the
   whole-image feature that costs a fraction of it and acts as spatial
   augmentation. Prediction uses every position (the exact network output).
-* With more trainable blocks, random crops of ``crop`` cells with random
-  horizontal flips of the map are used, and prediction averages five crops.
+* With more trainable blocks, random crops of ``crop`` cells are used (no
+  flips: a mirrored feature map is not the feature map of a mirrored image),
+  and prediction averages five crops.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from qprobe.backends.classic.model import ClassicNet
 @dataclass
 class RegressorConfig:
     epochs: int = field(default=10, metadata={"help": "Passes over the training images."})
-    batch_size: int = field(default=32, metadata={"help": "Images per step."})
-    crop: int = field(default=10, metadata={"help": "Training crop side in stem-map cells (32 px each)."})
+    batch_size: int = field(default=16, metadata={"help": "Images per step."})
+    crop: int = field(default=40, metadata={"help": "Training crop side in stem-map cells (8 px each at split 7)."})
     lr_trunk: float = field(default=2e-4, metadata={"help": "Learning rate of the fine-tuned blocks."})
     lr_head: float = field(default=2e-3, metadata={"help": "Learning rate of the quality head."})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
@@ -111,7 +114,7 @@ def train_regressor(
     log: bool = True,
 ) -> ClassicNet:
     """Fine-tune a copy of ``net``'s later blocks and quality head on (stems, mos)."""
-    net = copy.deepcopy(net)
+    net = copy.deepcopy(net).to(memory_format=torch.channels_last)  # ~1.2x faster on CPU
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     for p in net.features[: net.config.split].parameters():
@@ -149,9 +152,9 @@ def train_regressor(
             else:
                 crops = []
                 for i in idx:
-                    c = _random_crop(stems[int(i)], config.crop, rng).float()
-                    crops.append(torch.flip(c, dims=[3]) if rng.random() < 0.5 else c)
-                pred = net.score_from_top(net.top(torch.cat(crops, dim=0)))
+                    crops.append(_random_crop(stems[int(i)], config.crop, rng).float())
+                x = torch.cat(crops, dim=0).contiguous(memory_format=torch.channels_last)
+                pred = net.score_from_top(net.top(x))
             loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -162,7 +165,7 @@ def train_regressor(
         if log:
             print(f"    epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
     net.eval()
-    return net
+    return net.to(memory_format=torch.contiguous_format)
 
 
 @dataclass

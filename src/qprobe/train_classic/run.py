@@ -36,7 +36,7 @@ from qprobe.backends.classic.weights import ClassicWeights, default_weights_path
 from qprobe.train_classic.detector import DetectorTrainConfig
 from qprobe.train_classic.regressor import RegressorConfig
 STAGES = ("regressor", "detector", "assemble")
-DEFAULT_HOLDOUT = ["plasma_OneStandsOut.jpg", "mate_TwoWings.jpg", "plasma_DarkestHour.jpg", "mate_Garden.jpg"]
+DEFAULT_HOLDOUT: list[str] = []  # every shared photo trains; held-out evaluation uses other photos (README)
 
 
 @dataclass
@@ -49,7 +49,7 @@ class TrainClassicConfig:
         metadata={"help": "Photo file names never used in training (kept for the benchmark evaluation)."},
     )
     imagenet: str = field(default="", metadata={"help": "ImageNet MobileNetV2 state dict; default: from the PyPI package."})
-    split: int = field(default=18, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
+    split: int = field(default=7, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
     folds: int = field(default=5, metadata={"help": "Cross-validation folds on CLIVE (0: skip)."})
     max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
     max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
@@ -84,8 +84,8 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
 
 def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
     net = ClassicNet(NetConfig(split=cfg.split, classes=classes))
-    if not 14 <= cfg.split <= 18:
-        raise ValueError(f"split must be in 14..18 (the defect head taps block 14), got {cfg.split}")
+    if not 7 <= cfg.split <= 18:
+        raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
     sd = imagenet_state_dict(cfg.imagenet)
     net.features.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
     return net

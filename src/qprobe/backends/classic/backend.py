@@ -35,11 +35,16 @@ class ClassicConfig:
     """Settings of the classic backend (all have working defaults)."""
 
     weights: str | None = field(default=None, metadata={"help": "Weight file; default: the shipped one."})
-    max_zooms: int = field(default=4, metadata={"help": "Zoom budget per image."})
+    max_zooms: int = field(
+        default=8, metadata={"help": "Zoom budget per image (a crop costs only the frozen tap and the defect head)."}
+    )
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
     max_crop_side: int = field(
         default=512, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
+    )
+    score_crop: int = field(
+        default=320, metadata={"help": "Side of the five crops the global view is scored on (0: score it whole)."}
     )
     context_factor: float = field(default=1.5, metadata={"help": "Context enlargement of each zoom box."})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})
@@ -73,7 +78,11 @@ class ClassicBackend(ProbingBackend):
 
             cfg = self.config
             self._model = ClassicModel.load(
-                cfg.weights, max_crop_side=cfg.max_crop_side, zoom_side=cfg.zoom_side, threads=cfg.threads
+                cfg.weights,
+                max_crop_side=cfg.max_crop_side,
+                zoom_side=cfg.zoom_side,
+                threads=cfg.threads,
+                score_crop=cfg.score_crop,
             )
         return self._model
 

@@ -95,12 +95,3 @@ def merge_defects(defects: Sequence[Defect], iou: float = 0.2) -> list[Defect]:
         else:
             merged.append(d)
     return merged
-
-
-def burden(defects: Sequence[Defect], image_size: tuple[int, int]) -> float:
-    """Σ confidence × severity/5 × sqrt(area fraction): how much visible damage was found."""
-    w, h = image_size
-    total = float(max(w * h, 1))
-    return float(
-        sum(d.confidence * ((d.severity or 3) / 5.0) * np.sqrt(d.bbox.area / total) for d in defects)
-    )

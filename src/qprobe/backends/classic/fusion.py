@@ -1,70 +1,84 @@
-"""Fusing the global score, the crop deficits and the defect burden into 1–5.
+"""Fusing the global score and the found defects into one 1–5 score.
 
-``fused = w0 + w1 · s_global + w2 · deficit + w3 · burden``, clamped to 1–5:
+The classic backend's score mirrors the damage model of the benchmark's
+documented proxy annotator (:mod:`qprobe.bench.labels`): each found defect
+``i`` removes a share ``d_i`` of the headroom above 1, where ``d_i`` is the
+annotator's damage of a region of that type, severity, area and position,
+weighted by the detector's confidence::
 
-* ``s_global``: the quality regressor on the global view;
-* ``deficit``: ``min(0, min over crops of s_crop − s_global)`` — only a crop
-  that looks *worse* than the whole counts, so zooming into clean regions
-  cannot move the score (the crop bias the paper warns about);
-* ``burden``: :func:`~qprobe.backends.classic.detector.burden` of the defects.
+    keep  = Π_i (1 − confidence_i · d_i)
+    fused = 1 + (s_global − 1) · keep ** alpha
 
-The weights are fitted by least squares at training time and stored with
-the network. ``w1`` stays fixed at 1: the regressor is already calibrated
-to human MOS (CLIVE), and a benchmark whose proxy MOS is the same for every
-clean photo would otherwise teach the fusion to ignore global quality.
-:data:`DEFAULT_WEIGHTS` is used when a weight file carries none.
+* ``s_global``: the quality regressor on the global view (calibrated to human
+  MOS on CLIVE);
+* ``alpha`` (≥ 0): how strongly found damage counts, fitted at training time
+  on benchmark images scored by the full pipeline.
+
+A photo with no defect found keeps its global score exactly, so zooming
+into clean regions cannot move the score (the crop bias the paper warns
+about), and images whose damage is global (CLIVE) are scored by the
+regressor alone. :data:`DEFAULT_WEIGHTS` is used when a weight file carries
+none.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
-from qprobe.types import clamp_score
+from qprobe.types import Defect, clamp_score
 
-DEFAULT_WEIGHTS: tuple[float, float, float, float] = (0.0, 1.0, 0.5, -2.0)
-
-
-def fusion_features(s_global: float, crop_scores: Sequence[float], burden_value: float) -> np.ndarray:
-    deficit = min(0.0, min((s - s_global for s in crop_scores), default=0.0))
-    return np.array([1.0, s_global, deficit, burden_value], dtype=np.float64)
+DEFAULT_WEIGHTS: tuple[float, ...] = (1.0,)
+"""``(alpha,)``."""
 
 
-def fuse(features: np.ndarray, weights: Sequence[float]) -> float:
-    return clamp_score(float(np.dot(features, np.asarray(weights, dtype=np.float64))))
+@lru_cache(maxsize=1)
+def _families() -> dict[str, str]:
+    from qprobe.bench.degradations import DEGRADATIONS
+
+    return {name: str(DEGRADATIONS.metadata(name).get("family", name)) for name in DEGRADATIONS.list()}
+
+
+def keep_factor(defects: Sequence[Defect], image_size: tuple[int, int]) -> float:
+    """Π (1 − confidence · damage): the share of quality headroom the found defects leave."""
+    w, h = image_size
+    if not defects or w <= 0 or h <= 0:
+        return 1.0
+    model = _proxy()
+    fam = _families()
+    keep = 1.0
+    for d in defects:
+        dmg = model.damage(d.bbox, fam.get(d.type, d.type), int(d.severity or 3), w, h)
+        keep *= 1.0 - float(np.clip(d.confidence, 0.0, 1.0)) * dmg
+    return float(keep)
+
+
+@lru_cache(maxsize=1)
+def _proxy():  # type: ignore[no-untyped-def]
+    from qprobe.bench.labels import ProxyAnnotator
+
+    return ProxyAnnotator()
+
+
+def fuse(s_global: float, keep: float, weights: Sequence[float] = DEFAULT_WEIGHTS) -> float:
+    alpha = max(float(weights[0]) if weights else 1.0, 0.0)
+    return clamp_score(1.0 + (float(s_global) - 1.0) * max(keep, 1e-6) ** alpha)
 
 
 def fit_fusion(
-    features: np.ndarray,
+    s_global: np.ndarray,
+    keep: np.ndarray,
     targets: np.ndarray,
-    ridge: float = 1e-2,
-    global_weight: float | None = 1.0,
     sample_weight: np.ndarray | None = None,
+    grid: np.ndarray | None = None,
 ) -> tuple[float, ...]:
-    """Weighted ridge least squares (intercept unpenalised) with ``w1`` fixed at ``global_weight``.
-
-    ``global_weight=None`` fits ``w1`` too. The deficit weight is kept ≥ 0
-    and the burden weight ≤ 0: a worse crop or more damage never raises the
-    score.
-    """
-    x = np.asarray(features, dtype=np.float64)
+    """``(alpha,)`` minimising the weighted squared error (grid search over ``[0, 4]``)."""
+    s = np.asarray(s_global, dtype=np.float64)
+    k = np.clip(np.asarray(keep, dtype=np.float64), 1e-6, 1.0)
     y = np.asarray(targets, dtype=np.float64)
-    if sample_weight is not None:
-        sw = np.sqrt(np.asarray(sample_weight, dtype=np.float64) / np.mean(sample_weight))
-        x, y = x * sw[:, None], y * sw
-    free = list(range(x.shape[1]))
-    if global_weight is not None:
-        y = y - global_weight * x[:, 1]
-        free.remove(1)
-    xf = x[:, free]
-    reg = ridge * np.eye(len(free))
-    reg[0, 0] = 0.0
-    wf = np.linalg.solve(xf.T @ xf + reg, xf.T @ y)
-    w = np.zeros(x.shape[1])
-    w[free] = wf
-    if global_weight is not None:
-        w[1] = global_weight
-    w[2] = max(w[2], 0.0)
-    w[3] = min(w[3], 0.0)
-    return tuple(float(v) for v in w)
+    sw = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    grid = np.linspace(0.0, 4.0, 81) if grid is None else grid
+    errs = [float(np.sum(sw * (np.clip(1.0 + (s - 1.0) * k**a, 1.0, 5.0) - y) ** 2)) for a in grid]
+    return (float(grid[int(np.argmin(errs))]),)

@@ -3,16 +3,19 @@
 * ``quality`` head: global average pooling of the last feature map (1280
   channels) → dropout → linear → a score on the 1–5 MOS scale. Trained on
   CLIVE at native resolution (random crops, L1 + (1 − batch PLCC)).
-* ``defect`` head: a per-location classifier on the stride-16 feature map
-  (output of the first ``defect_tap`` blocks, 96 channels) concatenated with its deviation from the
-  crop's mean feature (context: a blurred patch inside sharp texture differs
-  from its surroundings, a depth-of-field background does not) → logits over
+* ``defect`` head: a per-location classifier on the frozen stride-8 feature
+  map (output of the first ``defect_tap`` blocks, 32 channels: low-level
+  ImageNet features, where blur, noise and compression show) concatenated
+  with its deviation from the crop's mean feature (context: a blurred patch
+  inside sharp texture differs from its surroundings, a depth-of-field
+  background does not), reduced to stride 16 → logits over
   ``config.classes`` (index 0 = clean) and a severity regression (1–5).
 
 The trunk's first ``split`` blocks are frozen at their ImageNet values
-during training (BN statistics kept), the later blocks are fine-tuned (by
-default only the last, 1x1 320→1280 block: what a shared 2-core CPU allows
-for a 5-fold cross-validation).
+during training (BN statistics kept), the later blocks are fine-tuned on
+CLIVE (DESIGN §2.3: first 7 blocks frozen). The defect head reads only
+frozen blocks (``defect_tap <= split``), so fine-tuning the regressor — per
+cross-validation fold or for the shipped model — never invalidates it.
 
 Torch-only module: import it only on torch code paths.
 """
@@ -30,9 +33,9 @@ from qprobe.backends.classic.mobilenet import MobileNetV2, normalize
 
 @dataclass
 class NetConfig:
-    split: int = field(default=18, metadata={"help": "Blocks [0, split) form the frozen stem; the rest is fine-tuned."})
+    split: int = field(default=7, metadata={"help": "Blocks [0, split) form the frozen stem; the rest is fine-tuned."})
     defect_tap: int = field(
-        default=14, metadata={"help": "The defect head reads the output of blocks [0, defect_tap) (stride 16)."}
+        default=7, metadata={"help": "The defect head reads the output of blocks [0, defect_tap) (frozen, stride 8)."}
     )
     dropout: float = field(default=0.2, metadata={"help": "Dropout before the quality head."})
     defect_hidden: int = field(default=64, metadata={"help": "Hidden width of the defect head."})
@@ -54,10 +57,14 @@ class ClassicNet(nn.Module):
         self.quality = nn.Linear(1280, 1)
         cin = 2 * self._stem_channels()
         h = self.config.defect_hidden
+        if self.config.defect_tap > self.config.split:
+            raise ValueError(f"defect_tap ({self.config.defect_tap}) must not exceed split ({self.config.split})")
         self.defect = nn.Sequential(
             nn.Conv2d(cin, h, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(h, h, 3, padding=1),
+            nn.Conv2d(h, h, 3, stride=2, padding=1),  # stride 8 -> 16
+            nn.ReLU(inplace=True),
+            nn.Conv2d(h, h, 3, padding=2, dilation=2),  # wider context
             nn.ReLU(inplace=True),
             nn.Conv2d(h, len(self.config.classes) + 1, 1),
         )
@@ -66,7 +73,7 @@ class ClassicNet(nn.Module):
 
     def _stem_channels(self) -> int:
         block = self.features[self.config.defect_tap - 1]
-        return int(getattr(block, "out_channels", 96))
+        return int(getattr(block, "out_channels", 32))
 
     # -- pieces ---------------------------------------------------------------
     def use_channels_last(self) -> "ClassicNet":
@@ -96,6 +103,11 @@ class ClassicNet(nn.Module):
     def score_from_top(self, top_feats: torch.Tensor) -> torch.Tensor:
         pooled = top_feats.mean(dim=(2, 3))
         return self.quality(self.dropout(pooled)).squeeze(1)
+
+    @staticmethod
+    def defect_grid(tap_hw: tuple[int, int]) -> tuple[int, int]:
+        """The defect head's output grid for a tap of ``tap_hw`` (one stride-2 convolution)."""
+        return (int(tap_hw[0]) + 1) // 2, (int(tap_hw[1]) + 1) // 2
 
     def defect_logits(self, tap: torch.Tensor) -> torch.Tensor:
         """N x (n_classes + 1) x h x w: class logits, then the severity channel."""

@@ -11,9 +11,18 @@ Per episode:
    zooms go to the most texture-rich blocks (where local damage would show)
    so the policy does not learn "a crop means damage".
 3. **Each crop** (full resolution, context-enlarged by the environment) —
-   the regressor scores it and the dense defect head finds defects in it.
-4. **Answer** — fused score (:mod:`~qprobe.backends.classic.fusion`),
-   merged defects and short reasons.
+   the dense defect head finds defects in it.
+4. **Agreement and extent** — a defect the head finds is kept only where
+   the scan, at its own operating point, also flags a block inside the
+   defect's box: two independent views (hand-made statistics against the
+   surroundings, learned features in the crop) must agree, which removes
+   most false alarms on high-contrast content. The kept defect's box then
+   grows to the scan blobs it touches (the scan sees the whole region at
+   native resolution, a crop may see only part of it), at most
+   ``MAX_GROWTH`` times its area.
+5. **Answer** — the global score discounted by the perceptual damage of the
+   found defects (:mod:`~qprobe.backends.classic.fusion`), merged defects
+   and short reasons.
 """
 
 from __future__ import annotations
@@ -26,14 +35,17 @@ from scipy import ndimage
 
 from qprobe.agent.actions import Action, Answer, Zoom
 from qprobe.agent.env import Observation, Turn
-from qprobe.backends.classic.detector import DetectorSettings, burden, merge_defects
-from qprobe.backends.classic.fusion import fuse, fusion_features
+from qprobe.backends.classic.detector import DetectorSettings, merge_defects
+from qprobe.backends.classic.fusion import fuse, keep_factor
 from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
 from qprobe.types import Box, Defect
 
 
 PLAN_SIZE = 8
 """Proposals planned per image; the environment's zoom budget decides how many are used."""
+
+MAX_GROWTH = 6.0
+"""A confirmed defect's box grows to the scan blobs it touches only up to this factor of its area."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +116,11 @@ class ClassicPolicy:
     def __init__(self, model: Any, image: np.ndarray | None, max_zooms: int) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.plan: list[Proposal] = []
+        self.scan: ScanMap | None = None
+        self.prob: np.ndarray | None = None
+        self._blobs: np.ndarray | None = None
         self.s_global: float | None = None
-        self.crop_scores: list[float] = []
+        self.crops = 0
         self.defects: list[Defect] = []
         self.image_size = (0, 0)
         self.max_zooms = max_zooms
@@ -122,7 +137,45 @@ class ClassicPolicy:
             prob = np.zeros(scan.shape, dtype=np.float32)
         else:
             prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
+        if m.scan_weights is not None:
+            self.scan, self.prob = scan, prob
         self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side, m.max_zoom_side)
+
+    def _scan_agrees(self, box: Box) -> bool:
+        """Whether a block of the scan inside ``box`` is above the scan's own threshold."""
+        if self.scan is None or self.prob is None:
+            return True
+        c = self.scan.cell
+        rows, cols = self.prob.shape
+        i1, i2 = int(box.y1 // c), min(rows, int(np.ceil(box.y2 / c)))
+        j1, j2 = int(box.x1 // c), min(cols, int(np.ceil(box.x2 / c)))
+        sub = self.prob[i1:max(i2, i1 + 1), j1:max(j2, j1 + 1)]
+        return bool(sub.size) and float(sub.max()) > self.model.scan_threshold
+
+    def _extent(self, d: Defect) -> Defect:
+        """``d`` with its box grown to the above-threshold scan blobs inside or touching it."""
+        if self.scan is None or self.prob is None:
+            return d
+        if self._blobs is None:
+            self._blobs = ndimage.label(self.prob > self.model.scan_threshold, structure=np.ones((3, 3), dtype=bool))[0]
+        c = self.scan.cell
+        rows, cols = self.prob.shape
+        box = d.bbox
+        i1, i2 = int(box.y1 // c), min(rows, int(np.ceil(box.y2 / c)))
+        j1, j2 = int(box.x1 // c), min(cols, int(np.ceil(box.x2 / c)))
+        ids = np.unique(self._blobs[i1:i2, j1:j2])
+        ids = ids[ids > 0]
+        if not ids.size:
+            return d
+        ys, xs = np.nonzero(np.isin(self._blobs, ids))
+        w, h = self.image_size
+        grown = Box(
+            min(box.x1, xs.min() * c), min(box.y1, ys.min() * c),
+            min(float(w), max(box.x2, (xs.max() + 1) * c)), min(float(h), max(box.y2, (ys.max() + 1) * c)),
+        )
+        if grown.area > MAX_GROWTH * max(box.area, 1.0):
+            return d
+        return Defect(grown, d.type, d.severity, d.confidence)
 
     def _observe(self, obs: Observation) -> None:
         if obs.kind == "global" and obs.image is not None:
@@ -131,9 +184,8 @@ class ClassicPolicy:
                 self.image_size = (int(round(w / obs.scale)), int(round(h / obs.scale)))
             self.s_global = self.model.score(obs.image)
         elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
-            s, found = self.model.score_and_detect(obs.image, obs.box)
-            self.crop_scores.append(s)
-            self.defects.extend(found)
+            self.crops += 1
+            self.defects.extend(self.model.detect(obs.image, obs.box))
 
     def act(self, history: Sequence[Turn]) -> Action:
         # forced probes may have run before the first call: look at every new view
@@ -147,12 +199,14 @@ class ClassicPolicy:
 
     def _answer(self) -> Answer:
         s_global = float(self.s_global if self.s_global is not None else 3.0)
-        defects = merge_defects(self.defects, self.model.detector.merge_iou)
-        b = burden(defects, self.image_size)
-        score = fuse(fusion_features(s_global, self.crop_scores, b), self.model.fusion)
+        merge_iou = self.model.detector.merge_iou
+        agreed = [d for d in merge_defects(self.defects, merge_iou) if self._scan_agrees(d.bbox)]
+        defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
+        keep = keep_factor(defects, self.image_size)
+        score = fuse(s_global, keep, self.model.fusion)
         reasons = [f"global quality {s_global:.2f}"]
-        if self.crop_scores:
-            reasons.append(f"{len(self.crop_scores)} zoom(s), worst crop {min(self.crop_scores):.2f}")
+        if self.crops:
+            reasons.append(f"{self.crops} zoom(s) at full resolution")
         for d in sorted(defects, key=lambda d: -d.confidence)[:3]:
             reasons.append(f"{d.type} (severity {d.severity}) at {d.bbox.to_list(0)}")
         if not defects:
@@ -160,8 +214,8 @@ class ClassicPolicy:
         extra = {
             "classic": {
                 "s_global": round(s_global, 4),
-                "crop_scores": [round(v, 4) for v in self.crop_scores],
-                "burden": round(b, 4),
+                "crops": self.crops,
+                "keep": round(keep, 4),
             }
         }
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)

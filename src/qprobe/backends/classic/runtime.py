@@ -50,6 +50,7 @@ class ClassicModel:
         max_crop_side: int = 512,
         zoom_side: int = 320,
         threads: int = 0,
+        score_crop: int = 320,
     ) -> None:
         if threads > 0:
             torch.set_num_threads(threads)
@@ -64,6 +65,7 @@ class ClassicModel:
         self.classes = list(cfg.classes)
         self.has_detector = not missing and len(self.classes) > 1
         self.max_crop_side = max_crop_side
+        self.score_crop = score_crop
         self.zoom_side = zoom_side
         # a requested box, enlarged 1.5x for context, should still fit the network input
         self.max_zoom_side = max(zoom_side, int(max_crop_side / 1.5))
@@ -90,17 +92,40 @@ class ClassicModel:
 
     @torch.inference_mode()
     def score(self, rgb: np.ndarray) -> float:
-        x = to_batch(fit_side(rgb, self.max_crop_side))
-        return float(self.net.score_from_top(self.net.top(self.net.stem(x)))[0])
+        """Quality of the global view: the mean over five ``score_crop`` crops (corners, centre).
+
+        The regressor is fine-tuned on random crops of that size, and its
+        cross-validation reports this five-crop mean (DESIGN §2.3); a view
+        no larger than one crop is scored whole.
+        """
+        view = fit_side(rgb, self.max_crop_side)
+        h, w = view.shape[:2]
+        ch, cw = min(self.score_crop, h), min(self.score_crop, w)
+        if (ch, cw) == (h, w) or self.score_crop <= 0:
+            batch = to_batch(view)
+        else:
+            ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
+            xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
+            batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in zip(ys, xs)], dim=0)
+        return float(self.net.score_from_top(self.net.top(self.net.stem(batch))).mean())
 
     @torch.inference_mode()
-    def score_and_detect(self, rgb: np.ndarray, box: Box) -> tuple[float, list[Defect]]:
-        x = to_batch(fit_side(rgb, self.max_crop_side))
-        tap = self.net.tap(x)
-        s = float(self.net.score_from_top(self.net.top(self.net.stem_from_tap(tap)))[0])
+    def detect(self, rgb: np.ndarray, box: Box) -> list[Defect]:
+        """Defects in one full-resolution crop (``box``: where it lies in the original).
+
+        Only the frozen tap (the first ``defect_tap`` blocks) and the small
+        defect head run on a crop: the quality trunk runs once, on the
+        global view.
+        """
         if not self.has_detector:
-            return s, []
-        out = self.net.defect_logits(tap)[0].numpy()
+            return []
+        out = self.defect_maps(rgb)
         probs = softmax(out[: len(self.classes)], axis=0)
         sev = 1.0 + 4.0 / (1.0 + np.exp(-out[len(self.classes)]))
-        return s, detect(probs, sev, self.classes, box, self.detector)
+        return detect(probs, sev, self.classes, box, self.detector)
+
+    @torch.inference_mode()
+    def defect_maps(self, rgb: np.ndarray) -> np.ndarray:
+        """The defect head's raw output on one crop: (n_classes + 1) x h x w (logits, then severity)."""
+        x = to_batch(fit_side(rgb, self.max_crop_side))
+        return self.net.defect_logits(self.net.tap(x))[0].numpy()

@@ -10,8 +10,11 @@ The whole original is scanned once, cheaply, in numpy: per ``cell`` x
   high-frequency energy (chroma noise);
 
 then each feature's deviation from the median of its neighbourhood of
-blocks: an injected local defect stands out from its surroundings, smooth
-depth-of-field blur changes slowly and does not. A logistic model trained on
+blocks at two scales (median of 7 x 7, mean of 17 x 17 blocks) and from the image's
+median: an injected local defect stands out from its surroundings (the
+small scale finds small regions and the borders of large ones, the large
+scale the interior of large ones), smooth depth-of-field blur changes
+slowly and does not. A logistic model trained on
 benchmark builds (``qprobe train classic``) turns the features into
 P(defect) per block. Nothing here needs torch.
 """
@@ -135,15 +138,23 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
     return ScanMap(feats, cell, orig_w, orig_h)
 
 
-def context_features(scan: ScanMap, radius: int = 3) -> np.ndarray:
-    """[features, features − neighbourhood median, texture level] per block (rows x cols x 2F+1)."""
-    f = scan.features
+LARGE_RADIUS = 8
+"""Radius (in blocks) of the second, large context scale."""
+
+
+def _median_map(f: np.ndarray, radius: int) -> np.ndarray:
     size = 2 * radius + 1
-    med = np.stack(
-        [ndimage.median_filter(f[..., k], size=size, mode="nearest") for k in range(f.shape[2])], axis=2
-    )
+    return np.stack([ndimage.median_filter(f[..., k], size=size, mode="nearest") for k in range(f.shape[2])], axis=2)
+
+
+def context_features(scan: ScanMap, radius: int = 3) -> np.ndarray:
+    """Per block: [features − image median, − local median, − large-scale mean, 1] (rows x cols x 3F+1)."""
+    f = scan.features
     global_med = np.median(f.reshape(-1, f.shape[2]), axis=0)
-    return np.concatenate([f - global_med, f - med, np.ones_like(f[..., :1])], axis=2).astype(np.float32)
+    small = _median_map(f, radius)
+    r = max(LARGE_RADIUS, 2 * radius + 1)
+    large = ndimage.uniform_filter(f, size=(2 * r + 1, 2 * r + 1, 1), mode="nearest")  # mean: cheap at this size
+    return np.concatenate([f - global_med, f - small, f - large, np.ones_like(f[..., :1])], axis=2).astype(np.float32)
 
 
 def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
