@@ -108,3 +108,17 @@ def test_shipped_weights_load_offline(monkeypatch) -> None:
         make_texture(300, 400, seed=2)
     )
     assert a.ok and 1.0 <= a.score <= 5.0
+
+
+def test_global_score_is_the_five_crop_mean(weights: Path) -> None:
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    m = ClassicModel.load(weights, score_crop=96)
+    rng = np.random.default_rng(1)
+    for shape in [(80, 200, 3), (150, 150, 3)]:  # a view as tall as a crop repeats corners
+        v = rng.integers(0, 255, shape, dtype=np.uint8)
+        h, w = shape[:2]
+        ch, cw = min(96, h), min(96, w)
+        crops = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+        ref = np.mean([m.score(np.ascontiguousarray(v[y : y + ch, x : x + cw])) for y, x in crops])
+        assert m.score(v) == pytest.approx(ref, abs=1e-5)

@@ -110,6 +110,9 @@ def test_fusion_keeps_the_global_score_without_defects() -> None:
     assert fuse(3.5, 0.6, (1.0,)) == pytest.approx(1.0 + 2.5 * 0.6)
     assert fuse(3.5, 0.6, (2.0,)) < fuse(3.5, 0.6, (1.0,)) < 3.5
     assert 1.0 <= fuse(5.5, 1.0) <= 5.0
+    # an image the global view saw whole: found defects are reported but do not move the score
+    assert fuse(4.2, 0.6, (1.0,), unseen=0.0) == pytest.approx(4.2)
+    assert fuse(4.2, 0.6, (1.0,), unseen=0.5) > fuse(4.2, 0.6, (1.0,), unseen=1.0)
 
 
 def test_fit_fusion_recovers_alpha() -> None:
@@ -118,6 +121,9 @@ def test_fit_fusion_recovers_alpha() -> None:
     keep = rng.uniform(0.3, 1.0, 300)
     y = 1.0 + (s - 1.0) * keep**1.5
     assert fit_fusion(s, keep, y) == pytest.approx((1.5,), abs=0.06)
+    unseen = rng.uniform(0.2, 1.0, 300)
+    y2 = 1.0 + (s - 1.0) * keep ** (1.5 * unseen)
+    assert fit_fusion(s, keep, y2, unseen=unseen) == pytest.approx((1.5,), abs=0.06)
     assert fit_fusion(s, np.ones(300), s)[0] >= 0.0
 
 

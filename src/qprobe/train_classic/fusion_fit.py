@@ -29,6 +29,7 @@ class FusionData:
     ids: list[str] = field(default_factory=list)
     s_global: list[float] = field(default_factory=list)
     keep: list[float] = field(default_factory=list)
+    unseen: list[float] = field(default_factory=list)
     targets: list[float] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
 
@@ -43,13 +44,14 @@ class FusionData:
             np.asarray([self.keep[i] for i in keep]),
             np.asarray([self.targets[i] for i in keep]),
             sample_weight=sw,
+            unseen=np.asarray([self.unseen[i] for i in keep]),
         )
 
     def srcc(self, weights: tuple[float, ...], source: str) -> float:
         from qprobe.eval.metrics import srcc
 
         idx = [i for i, s in enumerate(self.source) if s == source]
-        pred = np.asarray([fuse(self.s_global[i], self.keep[i], weights) for i in idx])
+        pred = np.asarray([fuse(self.s_global[i], self.keep[i], weights, self.unseen[i]) for i in idx])
         return float(srcc(pred, np.asarray([self.targets[i] for i in idx])))
 
 
@@ -69,6 +71,7 @@ def score_rows(weights: ClassicWeights, rows: list[ManifestRow], source: str, da
         data.ids.append(row.id)
         data.s_global.append(float(sub["s_global"]))
         data.keep.append(float(sub["keep"]))
+        data.unseen.append(float(sub["unseen"]))
         data.targets.append(float(row.mos))
         data.source.append(source)
     return data

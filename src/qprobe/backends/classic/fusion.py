@@ -7,17 +7,21 @@ annotator's damage of a region of that type, severity, area and position,
 weighted by the detector's confidence::
 
     keep  = Π_i (1 − confidence_i · d_i)
-    fused = 1 + (s_global − 1) · keep ** alpha
+    fused = 1 + (s_global − 1) · keep ** (alpha · unseen)
 
 * ``s_global``: the quality regressor on the global view (calibrated to human
   MOS on CLIVE);
-* ``alpha`` (≥ 0): how strongly found damage counts, fitted at training time
-  on benchmark images scored by the full pipeline.
+* ``unseen = 1 − view_scale²``: the share of the original's pixels the
+  downscaled global view did not see. Zooms add information only where the
+  global view lost it: on an image no larger than the view (CLIVE's 500-px
+  photos) the regressor already saw every pixel at native resolution and
+  found defects do not move the score; on a 4K photo (512-px view,
+  ``unseen`` ≈ 0.98) they count fully. The defects are reported either way.
+* ``alpha`` (≥ 0): how strongly found damage counts, fitted at training
+  time on benchmark images scored by the full pipeline.
 
-A photo with no defect found keeps its global score exactly, so zooming
-into clean regions cannot move the score (the crop bias the paper warns
-about), and images whose damage is global (CLIVE) are scored by the
-regressor alone. :data:`DEFAULT_WEIGHTS` is used when a weight file carries
+A photo with no defect found keeps its global score exactly, so zooming into clean regions cannot move the score (the crop bias
+the paper warns about). :data:`DEFAULT_WEIGHTS` is used when a weight file carries
 none.
 """
 
@@ -62,9 +66,12 @@ def _proxy():  # type: ignore[no-untyped-def]
     return ProxyAnnotator()
 
 
-def fuse(s_global: float, keep: float, weights: Sequence[float] = DEFAULT_WEIGHTS) -> float:
-    alpha = max(float(weights[0]) if weights else 1.0, 0.0)
-    return clamp_score(1.0 + (float(s_global) - 1.0) * max(keep, 1e-6) ** alpha)
+def fuse(s_global: float, keep: float, weights: Sequence[float] = DEFAULT_WEIGHTS, unseen: float = 1.0) -> float:
+    alpha = max(float(weights[0]) if len(weights) > 0 else 1.0, 0.0)
+    exponent = alpha * min(max(float(unseen), 0.0), 1.0)
+    if keep >= 1.0 or exponent <= 0.0:
+        return clamp_score(float(s_global))
+    return clamp_score(1.0 + (float(s_global) - 1.0) * max(keep, 1e-6) ** exponent)
 
 
 def fit_fusion(
@@ -72,13 +79,15 @@ def fit_fusion(
     keep: np.ndarray,
     targets: np.ndarray,
     sample_weight: np.ndarray | None = None,
-    grid: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
 ) -> tuple[float, ...]:
     """``(alpha,)`` minimising the weighted squared error (grid search over ``[0, 4]``)."""
     s = np.asarray(s_global, dtype=np.float64)
-    k = np.clip(np.asarray(keep, dtype=np.float64), 1e-6, 1.0)
+    u = np.ones_like(s) if unseen is None else np.clip(np.asarray(unseen, dtype=np.float64), 0.0, 1.0)
+    # keep ** (alpha * unseen) == (keep ** unseen) ** alpha
+    k = np.clip(np.asarray(keep, dtype=np.float64), 1e-6, 1.0) ** u
     y = np.asarray(targets, dtype=np.float64)
     sw = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    grid = np.linspace(0.0, 4.0, 81) if grid is None else grid
+    grid = np.linspace(0.0, 4.0, 81)
     errs = [float(np.sum(sw * (np.clip(1.0 + (s - 1.0) * k**a, 1.0, 5.0) - y) ** 2)) for a in grid]
     return (float(grid[int(np.argmin(errs))]),)

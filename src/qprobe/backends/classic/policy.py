@@ -121,6 +121,7 @@ class ClassicPolicy:
         self._blobs: np.ndarray | None = None
         self.s_global: float | None = None
         self.crops = 0
+        self.view_scale = 1.0
         self.defects: list[Defect] = []
         self.image_size = (0, 0)
         self.max_zooms = max_zooms
@@ -183,6 +184,7 @@ class ClassicPolicy:
             if self.image_size == (0, 0):
                 self.image_size = (int(round(w / obs.scale)), int(round(h / obs.scale)))
             self.s_global = self.model.score(obs.image)
+            self.view_scale = float(min(1.0, obs.scale))
         elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
             self.crops += 1
             self.defects.extend(self.model.detect(obs.image, obs.box))
@@ -203,7 +205,8 @@ class ClassicPolicy:
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self._scan_agrees(d.bbox)]
         defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
         keep = keep_factor(defects, self.image_size)
-        score = fuse(s_global, keep, self.model.fusion)
+        unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
+        score = fuse(s_global, keep, self.model.fusion, unseen)
         reasons = [f"global quality {s_global:.2f}"]
         if self.crops:
             reasons.append(f"{self.crops} zoom(s) at full resolution")
@@ -216,6 +219,7 @@ class ClassicPolicy:
                 "s_global": round(s_global, 4),
                 "crops": self.crops,
                 "keep": round(keep, 4),
+                "unseen": round(unseen, 4),
             }
         }
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)

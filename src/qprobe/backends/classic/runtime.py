@@ -106,7 +106,13 @@ class ClassicModel:
         else:
             ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
             xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
-            batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in zip(ys, xs)], dim=0)
+            # a view as tall (or wide) as a crop repeats corners: score each distinct crop once
+            corners = list(zip(ys, xs))
+            unique = sorted(set(corners))
+            weights = torch.tensor([corners.count(c) for c in unique], dtype=torch.float32)
+            batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in unique], dim=0)
+            scores = self.net.score_from_top(self.net.top(self.net.stem(batch)))
+            return float((scores * weights).sum() / weights.sum())
         return float(self.net.score_from_top(self.net.top(self.net.stem(batch))).mean())
 
     @torch.inference_mode()
