@@ -155,3 +155,23 @@ def test_batchnorm_fusion_keeps_the_function() -> None:
         after = m(x)
     assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules())
     assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_policy_keeps_only_scan_supported_defects_and_grows_them() -> None:
+    from types import SimpleNamespace
+
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.scan import ScanMap
+
+    pol = ClassicPolicy(SimpleNamespace(scan_threshold=0.5), None, 8)
+    pol.image_size = (640, 320)
+    prob = np.zeros((10, 20), np.float32)
+    prob[2:6, 4:10] = 0.9  # a scan blob: x 128-320, y 64-192
+    pol.scan, pol.prob = ScanMap(np.zeros((10, 20, 7), np.float32), 32, 640, 320), prob
+    inside = Defect(Box(180, 80, 280, 160), "noise", 3, 0.9)
+    elsewhere = Defect(Box(500, 200, 560, 260), "noise", 3, 0.9)
+    assert pol._scan_agrees(inside.bbox) and not pol._scan_agrees(elsewhere.bbox)
+    grown = pol._extent(inside)
+    assert grown.bbox == Box(128, 64, 320, 192) and isinstance(grown.bbox.x1, float)
+    tiny = Defect(Box(200, 100, 210, 110), "noise", 3, 0.9)  # the blob is > MAX_GROWTH x its area
+    assert pol._extent(tiny).bbox == tiny.bbox

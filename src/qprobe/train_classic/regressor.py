@@ -7,7 +7,7 @@ fine-tuned on random 320-px crops (40 cells of the cached map) with loss
 ``L1 + (1 − PLCC of the batch)``, and evaluated on five crops and on the
 whole image.
 
-* When only the last block is trained (``split = 18``, the default) that
+* When only the last block is trained (``split = 18``; the default is 7) that
   block is a 1x1 convolution followed by global average pooling, so the
   score of an image is a mean over positions: each step samples
   ``positions`` random positions per image — an unbiased estimate of the

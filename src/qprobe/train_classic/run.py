@@ -7,9 +7,10 @@
    model sees only the other folds): per-image predictions, metrics and the
    fold split files are written to ``out/cv``.
 4. The final regressor on all CLIVE images.
-5. A benchmark built from the *training* photos only (the held-out photos
-   are listed in the config and skipped), then the scan model and the dense
-   defect head on it, with a detection threshold for few false positives.
+5. A benchmark built from the training photos (every photo of
+   ``../shared/data/photos`` by default; ``holdout_photos`` are skipped),
+   then the scan model and the dense defect head on it, with a detection
+   threshold for few false positives.
 6. Fusion weights fitted on benchmark images scored by the full pipeline.
 7. ``out/classic.pt`` (fp16) with the training record in its ``meta``; with
    ``install`` it is also copied over the package's shipped weights.

@@ -20,9 +20,9 @@ weighted by the detector's confidence::
 * ``alpha`` (≥ 0): how strongly found damage counts, fitted at training
   time on benchmark images scored by the full pipeline.
 
-A photo with no defect found keeps its global score exactly, so zooming into clean regions cannot move the score (the crop bias
-the paper warns about). :data:`DEFAULT_WEIGHTS` is used when a weight file carries
-none.
+A photo with no defect found keeps its global score exactly, so zooming
+into clean regions cannot move the score (the crop bias the paper warns
+about). :data:`DEFAULT_WEIGHTS` is used when a weight file carries none.
 """
 
 from __future__ import annotations

@@ -171,8 +171,10 @@ class ClassicPolicy:
         ys, xs = np.nonzero(np.isin(self._blobs, ids))
         w, h = self.image_size
         grown = Box(
-            min(box.x1, xs.min() * c), min(box.y1, ys.min() * c),
-            min(float(w), max(box.x2, (xs.max() + 1) * c)), min(float(h), max(box.y2, (ys.max() + 1) * c)),
+            float(min(box.x1, xs.min() * c)),
+            float(min(box.y1, ys.min() * c)),
+            float(min(w, max(box.x2, (xs.max() + 1) * c))),
+            float(min(h, max(box.y2, (ys.max() + 1) * c))),
         )
         if grown.area > MAX_GROWTH * max(box.area, 1.0):
             return d
