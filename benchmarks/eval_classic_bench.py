@@ -5,7 +5,8 @@
 Reports, on the images of a `qprobe bench build` output folder:
 
 * SRCC / PLCC between the score and the proxy MOS (all images);
-* defect recall at IoU >= 0.3 (ground-truth defects matched by a predicted box);
+* defect recall at IoU >= 0.3 (ground-truth defects matched by a predicted box),
+  overall, per severity and per degradation type;
 * false-positive defect boxes per clean and per depth-of-field image;
 * crop bias: mean |score with forced zooms into clean regions - score without|
   on the clean images (the forced boxes are random texture boxes);
@@ -55,6 +56,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     scores, mos, glob = [], [], []
     hits = n_gt = 0
+    by_sev: dict[str, list[int]] = {}
+    by_type: dict[str, list[int]] = {}
     fp = {"clean": [], "dof": []}
     bias = []
     t0 = time.time()
@@ -70,7 +73,10 @@ def main() -> None:
         kind = str(r.extra.get("kind", "degraded"))
         for gt in r.defects:
             n_gt += 1
-            hits += int(any(d.bbox.iou(gt.bbox) >= 0.3 for d in a.defects))
+            hit = int(any(d.bbox.iou(gt.bbox) >= 0.3 for d in a.defects))
+            hits += hit
+            by_sev.setdefault(str(gt.severity), []).append(hit)
+            by_type.setdefault(str(gt.type), []).append(hit)
         if kind in fp:
             fp[kind].append(len(a.defects))
         if kind == "clean":
@@ -91,6 +97,8 @@ def main() -> None:
         "plcc": round(float(plcc(s, m)), 4),
         "defect_recall_iou0.3": round(hits / max(n_gt, 1), 4),
         "gt_defects": n_gt,
+        "recall_by_severity": {k: round(float(np.mean(v)), 3) for k, v in sorted(by_sev.items())},
+        "recall_by_type": {k: round(float(np.mean(v)), 3) for k, v in sorted(by_type.items())},
         "fp_per_clean_image": round(float(np.mean(fp["clean"])) if fp["clean"] else float("nan"), 4),
         "fp_per_dof_image": round(float(np.mean(fp["dof"])) if fp["dof"] else float("nan"), 4),
         "crop_bias_mean_abs": round(float(np.mean(bias)) if bias else float("nan"), 4),
