@@ -28,11 +28,14 @@ about). :data:`DEFAULT_WEIGHTS` is used when a weight file carries none.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from qprobe.types import Defect, clamp_score
+
+if TYPE_CHECKING:
+    from qprobe.bench.labels import ProxyAnnotator
 
 DEFAULT_WEIGHTS: tuple[float, ...] = (1.0,)
 """``(alpha,)``."""
@@ -43,6 +46,13 @@ def _families() -> dict[str, str]:
     from qprobe.bench.degradations import DEGRADATIONS
 
     return {name: str(DEGRADATIONS.metadata(name).get("family", name)) for name in DEGRADATIONS.list()}
+
+
+@lru_cache(maxsize=1)
+def _proxy() -> "ProxyAnnotator":
+    from qprobe.bench.labels import ProxyAnnotator
+
+    return ProxyAnnotator()
 
 
 def keep_factor(defects: Sequence[Defect], image_size: tuple[int, int]) -> float:
@@ -57,13 +67,6 @@ def keep_factor(defects: Sequence[Defect], image_size: tuple[int, int]) -> float
         dmg = model.damage(d.bbox, fam.get(d.type, d.type), int(d.severity or 3), w, h)
         keep *= 1.0 - float(np.clip(d.confidence, 0.0, 1.0)) * dmg
     return float(keep)
-
-
-@lru_cache(maxsize=1)
-def _proxy():  # type: ignore[no-untyped-def]
-    from qprobe.bench.labels import ProxyAnnotator
-
-    return ProxyAnnotator()
 
 
 def fuse(s_global: float, keep: float, weights: Sequence[float] = DEFAULT_WEIGHTS, unseen: float = 1.0) -> float:

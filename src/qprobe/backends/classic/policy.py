@@ -146,12 +146,17 @@ class ClassicPolicy:
         """Whether a block of the scan inside ``box`` is above the scan's own threshold."""
         if self.scan is None or self.prob is None:
             return True
+        sub = self.prob[self._cells(box)]
+        return bool(sub.size) and float(sub.max()) > self.model.scan_threshold
+
+    def _cells(self, box: Box) -> tuple[slice, slice]:
+        """The scan blocks a box (original pixels) covers; at least one block."""
+        assert self.scan is not None and self.prob is not None
         c = self.scan.cell
         rows, cols = self.prob.shape
         i1, i2 = int(box.y1 // c), min(rows, int(np.ceil(box.y2 / c)))
         j1, j2 = int(box.x1 // c), min(cols, int(np.ceil(box.x2 / c)))
-        sub = self.prob[i1:max(i2, i1 + 1), j1:max(j2, j1 + 1)]
-        return bool(sub.size) and float(sub.max()) > self.model.scan_threshold
+        return slice(i1, max(i2, i1 + 1)), slice(j1, max(j2, j1 + 1))
 
     def _extent(self, d: Defect) -> Defect:
         """``d`` with its box grown to the above-threshold scan blobs inside or touching it."""
@@ -160,11 +165,8 @@ class ClassicPolicy:
         if self._blobs is None:
             self._blobs = ndimage.label(self.prob > self.model.scan_threshold, structure=np.ones((3, 3), dtype=bool))[0]
         c = self.scan.cell
-        rows, cols = self.prob.shape
         box = d.bbox
-        i1, i2 = int(box.y1 // c), min(rows, int(np.ceil(box.y2 / c)))
-        j1, j2 = int(box.x1 // c), min(cols, int(np.ceil(box.x2 / c)))
-        ids = np.unique(self._blobs[i1:i2, j1:j2])
+        ids = np.unique(self._blobs[self._cells(box)])
         ids = ids[ids > 0]
         if not ids.size:
             return d

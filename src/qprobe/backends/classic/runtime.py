@@ -101,19 +101,17 @@ class ClassicModel:
         view = fit_side(rgb, self.max_crop_side)
         h, w = view.shape[:2]
         ch, cw = min(self.score_crop, h), min(self.score_crop, w)
-        if (ch, cw) == (h, w) or self.score_crop <= 0:
-            batch = to_batch(view)
-        else:
-            ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
-            xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
-            # a view as tall (or wide) as a crop repeats corners: score each distinct crop once
-            corners = list(zip(ys, xs))
-            unique = sorted(set(corners))
-            weights = torch.tensor([corners.count(c) for c in unique], dtype=torch.float32)
-            batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in unique], dim=0)
-            scores = self.net.score_from_top(self.net.top(self.net.stem(batch)))
-            return float((scores * weights).sum() / weights.sum())
-        return float(self.net.score_from_top(self.net.top(self.net.stem(batch))).mean())
+        if self.score_crop <= 0:
+            ch, cw = h, w
+        ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
+        xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
+        # a view as tall (or wide) as a crop repeats corners: score each distinct crop once
+        corners = list(zip(ys, xs))
+        unique = sorted(set(corners))
+        weights = torch.tensor([corners.count(c) for c in unique], dtype=torch.float32)
+        batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in unique], dim=0)
+        scores = self.net.score_from_top(self.net.top(self.net.stem(batch)))
+        return float((scores * weights).sum() / weights.sum())
 
     @torch.inference_mode()
     def detect(self, rgb: np.ndarray, box: Box) -> list[Defect]:
