@@ -122,3 +122,15 @@ def test_global_score_is_the_five_crop_mean(weights: Path) -> None:
         crops = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
         ref = np.mean([m.score(np.ascontiguousarray(v[y : y + ch, x : x + cw])) for y, x in crops])
         assert m.score(v) == pytest.approx(ref, abs=1e-5)
+
+
+def test_flip_scoring_is_the_mean_with_the_mirror(weights: Path) -> None:
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    plain = ClassicModel.load(weights, score_crop=96)
+    flipped = ClassicModel.load(weights, score_crop=96)
+    flipped.score_flip = True
+    v = np.random.default_rng(3).integers(0, 255, (120, 176, 3), dtype=np.uint8)  # (w - crop) even: symmetric crops
+    mirror = np.ascontiguousarray(v[:, ::-1])
+    assert flipped.score(v) == pytest.approx((plain.score(v) + plain.score(mirror)) / 2, abs=1e-5)
+    assert flipped.score(v) == pytest.approx(flipped.score(mirror), abs=1e-5)  # mirror-invariant

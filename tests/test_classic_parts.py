@@ -175,3 +175,43 @@ def test_policy_keeps_only_scan_supported_defects_and_grows_them() -> None:
     assert grown.bbox == Box(128, 64, 320, 192) and isinstance(grown.bbox.x1, float)
     tiny = Defect(Box(200, 100, 210, 110), "noise", 3, 0.9)  # the blob is > MAX_GROWTH x its area
     assert pol._extent(tiny).bbox == tiny.bbox
+
+
+def test_fit_fusion_ignores_a_calibration_offset() -> None:
+    """An offset between the regressor's scale and the targets must not pull alpha to 0."""
+    rng = np.random.default_rng(2)
+    s = rng.uniform(3.0, 4.0, 200)
+    keep = np.where(rng.random(200) < 0.5, 1.0, rng.uniform(0.4, 0.95, 200))
+    y = 1.0 + (s - 1.0) * keep**2.0
+    assert fit_fusion(s, keep, y + 1.0) == pytest.approx((2.0,), abs=0.06)
+    assert fit_fusion(s, keep, 0.5 * y) == pytest.approx((2.0,), abs=0.06)
+
+
+def test_fusion_data_fits_only_images_alpha_acts_on() -> None:
+    from qprobe.train_classic.fusion_fit import FusionData
+
+    rng = np.random.default_rng(3)
+    d = FusionData()
+    for i in range(120):
+        s, k = float(rng.uniform(2.5, 4.0)), float(rng.uniform(0.5, 1.0))
+        bench = i % 2 == 0
+        d.ids.append(f"i{i}")
+        d.s_global.append(s)
+        d.keep.append(k)
+        d.unseen.append(0.9 if bench else 0.0)
+        # bench targets follow alpha = 1.5; CLIVE-like rows (unseen 0) carry unrelated targets
+        d.targets.append(1.0 + (s - 1.0) * k ** (1.5 * 0.9) if bench else float(rng.uniform(1, 5)))
+        d.source.append("bench" if bench else "clive")
+    assert d.fit() == pytest.approx((1.5,), abs=0.06)
+    assert d.fit(exclude=[f"i{i}" for i in range(0, 120, 2)]) == (1.0,)  # nothing alpha acts on: the default
+
+
+def test_fit_fusion_takes_the_weakest_alpha_the_data_supports() -> None:
+    rng = np.random.default_rng(4)
+    s = rng.uniform(3.0, 4.0, 60)
+    keep = np.where(rng.random(60) < 0.5, 1.0, rng.uniform(0.4, 0.95, 60))
+    y = 1.0 + (s - 1.0) * keep**2.0 + rng.normal(0, 0.3, 60)
+    (best,) = fit_fusion(s, keep, y, n_boot=0)
+    (chosen,) = fit_fusion(s, keep, y)
+    assert 0.0 < chosen < best  # noisy data: a weaker alpha is within one standard error
+    assert fit_fusion(s, keep, y) == (chosen,)  # deterministic

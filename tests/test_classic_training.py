@@ -69,3 +69,41 @@ def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -
     assert len(record["fusion"]["weights"]) == 1
     a = create_backend("classic", weights=str(out / "classic.pt")).assess(str(sorted(photos_dir.iterdir())[0]))
     assert a.ok and 1 <= a.score <= 5
+
+
+def test_regressor_with_mirrored_stems() -> None:
+    import numpy as np
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.train_classic.regressor import RegressorConfig, predict, train_regressor
+
+    net = ClassicNet(NetConfig())
+    stems = [torch.randn(1, 32, 20, 20).half() for _ in range(6)]
+    mirrored = [s.flip(3) + 0.1 for s in stems]  # stand-ins: any distinct maps of the same size
+    mos = np.linspace(1.5, 4.5, 6).astype(np.float32)
+    trained = train_regressor(net, stems, mos, RegressorConfig(epochs=1, batch_size=3, crop=16), False, mirrored)
+    five, whole = predict(trained, stems, 16)
+    five_m, whole_m = predict(trained, mirrored, 16)
+    five_b, whole_b = predict(trained, stems, 16, flipped=mirrored)
+    np.testing.assert_allclose(five_b, (five + five_m) / 2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(whole_b, (whole + whole_m) / 2, rtol=1e-5, atol=1e-5)
+
+
+def test_cache_stems_of_mirrored_images(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.manifest import ManifestRow
+    from qprobe.train_classic.clive import cache_stems, to_tensor
+
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    rows = [ManifestRow(id="a", path=str(tmp_path / "a.png"), dataset="t", split="test", width=96, height=64, mos=3.0)]
+    net = ClassicNet(NetConfig()).eval()
+    (plain,) = cache_stems(net, rows, tmp_path / "cache", log=False)
+    (mirror,) = cache_stems(net, rows, tmp_path / "cache", log=False, flip=True)
+    with torch.no_grad():
+        ref = net.stem(to_tensor(np.ascontiguousarray(rgb[:, ::-1]))).half()
+    assert torch.equal(mirror, ref) and not torch.equal(plain, mirror)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["stems_s7_00000.pt", "stems_s7_flip_00000.pt"]

@@ -35,8 +35,12 @@ def cache_stems(
     cache_dir: str | Path | None = None,
     chunk: int = 50,
     log: bool = True,
+    flip: bool = False,
 ) -> list[torch.Tensor]:
     """``net.stem(image)`` per row (fp16, 1 x C x h x w), at native resolution.
+
+    ``flip``: the stems of the horizontally mirrored images instead (cached
+    as ``stems_s{split}_flip_*.pt``).
 
     With ``cache_dir`` the maps are saved in chunks of ``chunk`` images
     (``stems_s{split}_*.pt``) and reused on the next run, so an interrupted
@@ -54,8 +58,9 @@ def cache_stems(
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         names = [Path(r.path).name for r in part]
-        path = folder / f"stems_s{split}_{start:05d}.pt" if folder is not None else None
-        taps_path = folder / f"taps_t{tap}_{start:05d}.pt" if folder is not None else None
+        tag = "_flip" if flip else ""
+        path = folder / f"stems_s{split}{tag}_{start:05d}.pt" if folder is not None else None
+        taps_path = folder / f"taps_t{tap}{tag}_{start:05d}.pt" if folder is not None else None
         saved = _load_chunk(path, names)
         if saved is not None:
             out.extend(saved)
@@ -64,13 +69,17 @@ def cache_stems(
         if taps is not None:
             stems = [net.stem_from_tap(t.float()).half() for t in taps]
         else:
-            stems = [net.stem(to_tensor(load_rgb(r.path))).half() for r in part]
+            stems = [net.stem(to_tensor(_maybe_flip(load_rgb(r.path), flip))).half() for r in part]
         if path is not None:
             torch.save({"names": names, "stems": stems}, path)
         out.extend(stems)
         if log:
-            print(f"  cached stems {start + len(part)}/{len(rows)}", flush=True)
+            print(f"  cached {'mirrored ' if flip else ''}stems {start + len(part)}/{len(rows)}", flush=True)
     return out
+
+
+def _maybe_flip(rgb: np.ndarray, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(rgb[:, ::-1]) if flip else rgb
 
 
 def _load_chunk(path: Path | None, names: list[str]) -> list[torch.Tensor] | None:

@@ -1,14 +1,13 @@
 """Fit the fusion weights on images scored by the full pipeline.
 
-Two sources pull the weights in different directions and both are used:
-benchmark images (proxy MOS driven by local damage: the found defects
-matter) and CLIVE images (authentic distortions all over the image: global
-quality matters, and a detector firing on textured content must not
-dominate). The one weight, ``alpha`` (see
-:mod:`~qprobe.backends.classic.fusion`), is fitted with each source weighing
-the same in total.
+``alpha`` (see :mod:`~qprobe.backends.classic.fusion`) only acts on images
+the global view did not see whole (``unseen`` > 0): benchmark builds of
+high-resolution photos, whose proxy MOS is driven by local damage. It is
+fitted on those, by correlation with the proxy MOS. CLIVE images (500 px,
+``unseen`` = 0) keep the global score whatever ``alpha`` is; when some are
+scored (``fusion_clive_images``) they are reported as a check, not fitted.
 For the cross-validation weight files, the CLIVE images of the held-out fold
-are left out of the fit.
+are left out.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from qprobe.backends.classic.fusion import fit_fusion, fuse
+from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS, fit_fusion, fuse
 from qprobe.backends.classic.weights import ClassicWeights
 from qprobe.manifest import ManifestRow
 
@@ -34,17 +33,16 @@ class FusionData:
     source: list[str] = field(default_factory=list)
 
     def fit(self, exclude: Iterable[str] = ()) -> tuple[float, ...]:
-        """Fit with each source (bench, clive) weighing the same in total."""
+        """Fit on the images ``alpha`` acts on (``unseen`` > 0), each weighing the same."""
         skip = set(exclude)
-        keep = [i for i, x in enumerate(self.ids) if x not in skip]
-        counts = {s: sum(1 for i in keep if self.source[i] == s) for s in set(self.source[i] for i in keep)}
-        sw = np.asarray([1.0 / counts[self.source[i]] for i in keep])
+        idx = [i for i, x in enumerate(self.ids) if x not in skip and self.unseen[i] > 0.0]
+        if not idx:
+            return DEFAULT_WEIGHTS
         return fit_fusion(
-            np.asarray([self.s_global[i] for i in keep]),
-            np.asarray([self.keep[i] for i in keep]),
-            np.asarray([self.targets[i] for i in keep]),
-            sample_weight=sw,
-            unseen=np.asarray([self.unseen[i] for i in keep]),
+            np.asarray([self.s_global[i] for i in idx]),
+            np.asarray([self.keep[i] for i in idx]),
+            np.asarray([self.targets[i] for i in idx]),
+            unseen=np.asarray([self.unseen[i] for i in idx]),
         )
 
     def srcc(self, weights: tuple[float, ...], source: str) -> float:

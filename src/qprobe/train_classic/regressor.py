@@ -13,9 +13,11 @@ whole image.
   ``positions`` random positions per image — an unbiased estimate of the
   whole-image feature that costs a fraction of it and acts as spatial
   augmentation. Prediction uses every position (the exact network output).
-* With more trainable blocks, random crops of ``crop`` cells are used (no
-  flips: a mirrored feature map is not the feature map of a mirrored image),
-  and prediction averages five crops.
+* With more trainable blocks, random crops of ``crop`` cells are used, and
+  prediction averages five crops. A mirrored feature map is not the feature
+  map of a mirrored image, so horizontal flips need the stems of the
+  mirrored images (``flipped``): with them, each step picks the original or
+  the mirror at random, and prediction averages both.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class RegressorConfig:
     plcc_weight: float = field(default=1.0, metadata={"help": "Weight of the (1 - PLCC) term."})
     positions: int = field(default=32, metadata={"help": "Positions sampled per image (split = 18)."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
+    flip: bool = field(default=False, metadata={"help": "Train and predict on mirrored images too (caches their stems)."})
 
 
 def plcc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -82,18 +85,24 @@ def pointwise_top(net: ClassicNet) -> bool:
 
 
 @torch.no_grad()
-def predict(net: ClassicNet, stems: list[torch.Tensor], crop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(5-crop mean score, whole-map score) per image (equal for a pointwise top)."""
+def predict(
+    net: ClassicNet, stems: list[torch.Tensor], crop: int, flipped: list[torch.Tensor] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(5-crop mean score, whole-map score) per image (equal for a pointwise top).
+
+    With ``flipped`` (the stems of the mirrored images), both are the mean
+    over the image and its mirror.
+    """
     net.eval()
     five, whole = [], []
-    for a in stems:
-        a = a.float()
-        w = float(net.score_from_top(net.top(a))[0])
+    for n, a in enumerate(stems):
+        views = [a.float()] if flipped is None else [a.float(), flipped[n].float()]
+        w = float(np.mean([float(net.score_from_top(net.top(v))[0]) for v in views]))
         whole.append(w)
         if pointwise_top(net):
             five.append(w)
             continue
-        crops = torch.cat(five_crops(a, crop), dim=0)
+        crops = torch.cat([c for v in views for c in five_crops(v, crop)], dim=0)
         five.append(float(net.score_from_top(net.top(crops)).mean()))
     return np.asarray(five), np.asarray(whole)
 
@@ -112,8 +121,13 @@ def train_regressor(
     mos: np.ndarray,
     config: RegressorConfig,
     log: bool = True,
+    flipped: list[torch.Tensor] | None = None,
 ) -> ClassicNet:
-    """Fine-tune a copy of ``net``'s later blocks and quality head on (stems, mos)."""
+    """Fine-tune a copy of ``net``'s later blocks and quality head on (stems, mos).
+
+    ``flipped``: the stems of the mirrored images; each sample then uses the
+    original or the mirror with equal probability.
+    """
     net = copy.deepcopy(net).to(memory_format=torch.channels_last)  # ~1.2x faster on CPU
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
@@ -152,7 +166,8 @@ def train_regressor(
             else:
                 crops = []
                 for i in idx:
-                    crops.append(_random_crop(stems[int(i)], config.crop, rng).float())
+                    src = flipped if flipped is not None and rng.random() < 0.5 else stems
+                    crops.append(_random_crop(src[int(i)], config.crop, rng).float())
                 x = torch.cat(crops, dim=0).contiguous(memory_format=torch.channels_last)
                 pred = net.score_from_top(net.top(x))
             loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
@@ -192,6 +207,7 @@ def cross_validate(
     folds: list[list[str]],
     config: RegressorConfig,
     on_fold: "callable | None" = None,
+    flipped: list[torch.Tensor] | None = None,
 ) -> list[FoldResult]:
     """Train one model per fold on the other folds only; predict the held-out fold."""
     index = {i: n for n, i in enumerate(ids)}
@@ -202,8 +218,10 @@ def cross_validate(
         te = [index[i] for i in test]
         t0 = time.time()
         print(f"  fold {f + 1}/{len(folds)}: train {len(tr)}, test {len(te)}", flush=True)
-        model = train_regressor(net, [stems[i] for i in tr], mos[tr], config)
-        five, whole = predict(model, [stems[i] for i in te], config.crop)
+        fl_tr = [flipped[i] for i in tr] if flipped is not None else None
+        fl_te = [flipped[i] for i in te] if flipped is not None else None
+        model = train_regressor(net, [stems[i] for i in tr], mos[tr], config, flipped=fl_tr)
+        five, whole = predict(model, [stems[i] for i in te], config.crop, flipped=fl_te)
         res = FoldResult(f, list(test), five.tolist(), whole.tolist(), mos[te].tolist())
         print(f"  fold {f + 1}: {time.time() - t0:.0f}s", flush=True)
         if on_fold is not None:

@@ -54,8 +54,10 @@ class TrainClassicConfig:
     folds: int = field(default=5, metadata={"help": "Cross-validation folds on CLIVE (0: skip)."})
     max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
     max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
-    fusion_images: int = field(default=40, metadata={"help": "Benchmark images scored to fit the fusion weights."})
-    fusion_clive_images: int = field(default=120, metadata={"help": "CLIVE images scored to fit the fusion weights."})
+    fusion_images: int = field(default=80, metadata={"help": "Benchmark images scored to fit the fusion weights."})
+    fusion_clive_images: int = field(
+        default=0, metadata={"help": "CLIVE images scored as a check of the fused score (they do not move alpha)."}
+    )
     threads: int = field(default=2, metadata={"help": "torch CPU threads."})
     install: bool = field(default=False, metadata={"help": "Copy the result over the package's shipped weights."})
     stages: list[str] = field(
@@ -84,7 +86,7 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
 
 
 def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
-    net = ClassicNet(NetConfig(split=cfg.split, classes=classes))
+    net = ClassicNet(NetConfig(split=cfg.split, classes=classes, score_flip=cfg.regressor.flip))
     if not 7 <= cfg.split <= 18:
         raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
     sd = imagenet_state_dict(cfg.imagenet)
@@ -119,6 +121,7 @@ def stage_regressor(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: An
     if cfg.max_clive:
         rows = rows[: cfg.max_clive]
     stems = clive_mod.cache_stems(net, rows, out / "cache")
+    flipped = clive_mod.cache_stems(net, rows, out / "cache", flip=True) if cfg.regressor.flip else None
     ids = [r.id for r in rows]
     mos = np.asarray([float(r.mos) for r in rows], dtype=np.float32)
     info["clive_images"] = len(rows)
@@ -138,20 +141,20 @@ def stage_regressor(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: An
             ]
             atomic_write_text(out / "cv" / f"fold{res.fold}.jsonl", "\n".join(lines) + "\n")
 
-        results = reg.cross_validate(net, ids, stems, mos, folds, cfg.regressor, on_fold=keep)
+        results = reg.cross_validate(net, ids, stems, mos, folds, cfg.regressor, on_fold=keep, flipped=flipped)
         gt = [m for r in results for m in r.mos]
         cv = {
             "folds": cfg.folds,
             "five_crop": _metrics([p for r in results for p in r.pred_five], gt),
             "whole_image": _metrics([p for r in results for p in r.pred_whole], gt),
-            "per_fold": [_metrics(r.pred_whole, r.mos) for r in results],
+            "per_fold": [_metrics(r.pred_five, r.mos) for r in results],
             "seconds": round(time.time() - t0, 1),
         }
         atomic_write_json(out / "cv" / "metrics.json", cv)
         info["cv"] = cv
         log(f"[cv] {json.dumps(cv)}")
     t0 = time.time()
-    final = reg.train_regressor(net, stems, mos, cfg.regressor)
+    final = reg.train_regressor(net, stems, mos, cfg.regressor, flipped=flipped)
     torch.save(_trainable(final), out / "regressor.pt")
     info["regressor_seconds"] = round(time.time() - t0, 1)
     atomic_write_json(out / "regressor.json", info)

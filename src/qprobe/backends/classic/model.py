@@ -43,6 +43,10 @@ class NetConfig:
         default_factory=lambda: ["clean"],
         metadata={"help": "Defect class names; index 0 is 'clean' (set from the benchmark's degradations)."},
     )
+    score_flip: bool = field(
+        default=False,
+        metadata={"help": "Score the global view as the mean over it and its mirror (set when trained with flips)."},
+    )
 
 
 class ClassicNet(nn.Module):

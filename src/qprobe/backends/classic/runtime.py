@@ -66,6 +66,7 @@ class ClassicModel:
         self.has_detector = not missing and len(self.classes) > 1
         self.max_crop_side = max_crop_side
         self.score_crop = score_crop
+        self.score_flip = bool(cfg.score_flip)
         self.zoom_side = zoom_side
         # a requested box, enlarged 1.5x for context, should still fit the network input
         self.max_zoom_side = max(zoom_side, int(max_crop_side / 1.5))
@@ -96,7 +97,9 @@ class ClassicModel:
 
         The regressor is fine-tuned on random crops of that size, and its
         cross-validation reports this five-crop mean (DESIGN §2.3); a view
-        no larger than one crop is scored whole.
+        no larger than one crop is scored whole. A regressor trained with
+        flips (``score_flip``) also scores each crop's mirror, as its
+        cross-validation did.
         """
         view = fit_side(rgb, self.max_crop_side)
         h, w = view.shape[:2]
@@ -110,6 +113,9 @@ class ClassicModel:
         unique = sorted(set(corners))
         weights = torch.tensor([corners.count(c) for c in unique], dtype=torch.float32)
         batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in unique], dim=0)
+        if self.score_flip:
+            batch = torch.cat([batch, batch.flip(3)], dim=0)
+            weights = torch.cat([weights, weights])
         scores = self.net.score_from_top(self.net.top(self.net.stem(batch)))
         return float((scores * weights).sum() / weights.sum())
 
