@@ -81,12 +81,11 @@ def fit_fusion(
     s_global: np.ndarray,
     keep: np.ndarray,
     targets: np.ndarray,
-    sample_weight: np.ndarray | None = None,
     unseen: np.ndarray | None = None,
     n_boot: int = 200,
     seed: int = 0,
 ) -> tuple[float, ...]:
-    """``(alpha,)``: the weakest ``alpha`` whose correlation with ``targets`` is within one standard error of the best.
+    """``(alpha,)``: the weakest ``alpha`` whose Pearson correlation with ``targets`` is within one standard error of the best.
 
     * Correlation, not squared error: the global regressor is calibrated on
       CLIVE, and an offset between its scale and the targets' (pristine
@@ -107,11 +106,9 @@ def fit_fusion(
     # keep ** (alpha * unseen) == (keep ** unseen) ** alpha
     k = np.clip(np.asarray(keep, dtype=np.float64), 1e-6, 1.0) ** u
     y = np.asarray(targets, dtype=np.float64)
-    sw = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    sw = sw / max(float(sw.sum()), 1e-12)
     grid = np.linspace(0.0, 4.0, 81)
     preds = [np.clip(1.0 + (s - 1.0) * k**a, 1.0, 5.0) for a in grid]
-    scores = np.round([_weighted_pearson(p, y, sw) for p in preds], 6)
+    scores = np.round([_corr(p, y) for p in preds], 6)
     best = int(np.argmax(scores))
     if n_boot <= 0 or len(y) < 3:
         return (float(grid[best]),)
@@ -119,14 +116,14 @@ def fit_fusion(
     boot = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
-        w = sw[idx] / max(float(sw[idx].sum()), 1e-12)
-        boot.append(_weighted_pearson(preds[best][idx], y[idx], w))
+        boot.append(_corr(preds[best][idx], y[idx]))
     se = float(np.std(boot))
     return (float(grid[int(np.argmax(scores >= scores[best] - se))]),)
 
 
-def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    xm, ym = float(np.sum(w * x)), float(np.sum(w * y))
-    cov = float(np.sum(w * (x - xm) * (y - ym)))
-    den = float(np.sqrt(np.sum(w * (x - xm) ** 2) * np.sum(w * (y - ym) ** 2)))
-    return cov / den if den > 1e-12 else -1.0
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    """The evaluation's PLCC; -1 where it is undefined (constant predictions)."""
+    from qprobe.eval.metrics import plcc
+
+    r = plcc(x, y)
+    return r if np.isfinite(r) else -1.0
