@@ -71,6 +71,48 @@ def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -
     assert a.ok and 1 <= a.score <= 5
 
 
+def test_regressor_ensemble_members(tmp_path: Path) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.backends.classic.weights import ClassicWeights, save_weights
+    from qprobe.train_classic.regressor import RegressorConfig, predict, train_ensemble
+    from qprobe.train_classic.run import _trainable
+
+    net = ClassicNet(NetConfig(split=14, members=2))
+    stems = [torch.randn(1, 96, 12, 10).half() for _ in range(6)]  # stride-16 maps of blocks 0-13
+    mos = np.linspace(1.5, 4.5, 6).astype(np.float32)
+    ens = train_ensemble(net, stems, mos, RegressorConfig(epochs=1, batch_size=3, crop=8), log=False)
+    (b0, h0), (b1, h1) = ens.member(0), ens.member(1)
+    assert not torch.equal(h0.weight, h1.weight)  # members trained with different seeds
+    assert not torch.equal(b0[-1][0].weight, b1[-1][0].weight)
+    ens.eval()
+    with torch.no_grad():
+        x = torch.cat([s.float() for s in stems[:3]])
+        per = [ens.score_from_top(ens.top(x, k), k) for k in range(2)]
+        torch.testing.assert_close(ens.score_from_stem(x), (per[0] + per[1]) / 2)
+    five, _ = predict(ens, stems[:2], 8)
+    assert np.isfinite(five).all()
+    saved = _trainable(ens)
+    assert any(k.startswith("extra_tops.0.") for k in saved) and "extra_quality.0.weight" in saved
+    assert not any(k.startswith("features.13.") for k in saved)  # the frozen stem is not a regressor output
+    # the runtime loads a two-member net and scores with the members' mean
+    path = tmp_path / "w.pt"
+    save_weights(ClassicWeights(net_config=dataclasses.asdict(ens.config), state_dict=ens.state_dict(), scan={}, detector={}), path)
+    model = ClassicModel.load(path)
+    assert model.net.n_members == 2
+    rgb = np.random.default_rng(0).integers(0, 255, (200, 240, 3), dtype=np.uint8)
+    one = ClassicNet(dataclasses.replace(ens.config, members=1))
+    one.load_state_dict({k: v for k, v in ens.state_dict().items() if not k.startswith("extra_")})
+    path1 = tmp_path / "w1.pt"
+    save_weights(ClassicWeights(net_config=dataclasses.asdict(one.config), state_dict=one.state_dict(), scan={}, detector={}), path1)
+    only0 = ClassicModel.load(path1).score(rgb)
+    assert model.score(rgb) != pytest.approx(only0, abs=1e-6)  # member 1 counts
+
+
 def test_regressor_with_mirrored_stems() -> None:
     import numpy as np
 

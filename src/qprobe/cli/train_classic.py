@@ -17,6 +17,8 @@ def register(train_app: typer.Typer) -> None:
         photos: Optional[Path] = typer.Option(None, "--photos", help="Pristine photos for the training benchmark."),
         folds: Optional[int] = typer.Option(None, "--folds", help="CLIVE cross-validation folds (0: skip)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Regressor fine-tuning epochs."),
+        split: Optional[int] = typer.Option(None, "--split", help="Frozen stem = the first N MobileNetV2 blocks (7..18)."),
+        members: Optional[int] = typer.Option(None, "--members", help="Regressor ensemble size (tops on the stem)."),
         max_clive: Optional[int] = typer.Option(None, "--max-clive", help="Use only N CLIVE images (smoke tests)."),
         max_photos: Optional[int] = typer.Option(None, "--max-photos", help="Use only N training photos."),
         variants: Optional[int] = typer.Option(None, "--variants", help="Degraded variants per training photo."),
@@ -41,6 +43,7 @@ def register(train_app: typer.Typer) -> None:
             "clive": None if clive is None else str(clive),
             "photos": None if photos is None else str(photos),
             "folds": folds,
+            "split": split,
             "max_clive": max_clive,
             "max_photos": max_photos,
             "fusion_images": fusion_images,
@@ -53,6 +56,8 @@ def register(train_app: typer.Typer) -> None:
             cfg = load_config(TrainClassicConfig, config, top)
             if epochs is not None:
                 cfg.regressor.epochs = epochs
+            if members is not None:
+                cfg.regressor.members = members
             if variants is not None:
                 cfg.detector.variants = variants
             run(cfg, log=lambda line: typer.echo(line))

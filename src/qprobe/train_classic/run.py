@@ -50,7 +50,7 @@ class TrainClassicConfig:
         metadata={"help": "Photo file names never used in training (kept for the benchmark evaluation)."},
     )
     imagenet: str = field(default="", metadata={"help": "ImageNet MobileNetV2 state dict; default: from the PyPI package."})
-    split: int = field(default=7, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
+    split: int = field(default=14, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
     folds: int = field(default=5, metadata={"help": "Cross-validation folds on CLIVE (0: skip)."})
     max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
     max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
@@ -86,7 +86,9 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
 
 
 def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
-    net = ClassicNet(NetConfig(split=cfg.split, classes=classes, score_flip=cfg.regressor.flip))
+    net = ClassicNet(
+        NetConfig(split=cfg.split, classes=classes, score_flip=cfg.regressor.flip, members=cfg.regressor.members)
+    )
     if not 7 <= cfg.split <= 18:
         raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
     sd = imagenet_state_dict(cfg.imagenet)
@@ -103,9 +105,13 @@ def _metrics(pred: list[float], mos: list[float]) -> dict[str, float]:
 
 
 def _trainable(net: ClassicNet) -> dict[str, torch.Tensor]:
-    """The parameters and buffers a regressor stage changes (blocks >= split, quality head)."""
+    """The parameters and buffers a regressor stage changes (blocks >= split, quality heads, other members)."""
     split = net.config.split
-    keep = tuple(f"features.{i}." for i in range(split, len(net.features))) + ("quality.",)
+    keep = tuple(f"features.{i}." for i in range(split, len(net.features))) + (
+        "quality.",
+        "extra_tops.",
+        "extra_quality.",
+    )
     return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(keep)}
 
 
@@ -154,7 +160,7 @@ def stage_regressor(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: An
         info["cv"] = cv
         log(f"[cv] {json.dumps(cv)}")
     t0 = time.time()
-    final = reg.train_regressor(net, stems, mos, cfg.regressor, flipped=flipped)
+    final = reg.train_ensemble(net, stems, mos, cfg.regressor, flipped=flipped)
     torch.save(_trainable(final), out / "regressor.pt")
     info["regressor_seconds"] = round(time.time() - t0, 1)
     atomic_write_json(out / "regressor.json", info)

@@ -61,6 +61,7 @@ class ClassicModel:
             raise ValueError(f"weights do not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")
         self.net.eval()
         fuse_batchnorm(self.net.features)
+        fuse_batchnorm(self.net.extra_tops)
         self.net.use_channels_last()
         self.classes = list(cfg.classes)
         self.has_detector = not missing and len(self.classes) > 1
@@ -116,7 +117,7 @@ class ClassicModel:
         if self.score_flip:
             batch = torch.cat([batch, batch.flip(3)], dim=0)
             weights = torch.cat([weights, weights])
-        scores = self.net.score_from_top(self.net.top(self.net.stem(batch)))
+        scores = self.net.score_from_stem(self.net.stem(batch))
         return float((scores * weights).sum() / weights.sum())
 
     @torch.inference_mode()
