@@ -6,7 +6,8 @@
 ``cv/splits/fold<k>.txt`` and ``cv/fold<k>.pt``: weights whose regressor was
 trained on the other folds only). Each fold's images are scored by the
 classic backend with that fold's weights and by the baselines, through
-``qprobe.eval.runner.evaluate`` (predictions cached under RUN_DIR/cv/eval);
+``qprobe.eval.runner.evaluate`` (predictions cached under RUN_DIR/cv/eval,
+per fold, and discarded when that fold's weight file changes);
 the printed metrics pool the out-of-fold predictions of all folds
 (|SRCC|, |PLCC|: NIQE and BRISQUE are lower-is-better).
 """
@@ -14,7 +15,9 @@ the printed metrics pool the out-of-fold predictions of all folds
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +42,17 @@ def main() -> None:
     pooled: dict[str, tuple[list[float], list[float]]] = {}
     for name in sorted(splits):
         fold_rows = [rows[i] for i in splits[name]]
-        scorer = ClassicBackend(weights=str(args.run / "cv" / f"{name}.pt"))
+        weights = args.run / "cv" / f"{name}.pt"
+        cache = args.run / "cv" / "eval" / name
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        stamp = cache / "weights.sha256"
+        if cache.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != digest):
+            shutil.rmtree(cache)  # cached predictions of other weights (e.g. a retrained run): score again
+        cache.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n")
+        scorer = ClassicBackend(weights=str(weights))
         result = evaluate(
-            [scorer, *args.baselines], fold_rows, args.run / "cv" / "eval" / name,
+            [scorer, *args.baselines], fold_rows, cache,
             workers=args.workers, n_boot=0, progress=False,
         )
         for sname, res in result.scorers.items():

@@ -149,3 +149,30 @@ def test_cache_stems_of_mirrored_images(tmp_path: Path) -> None:
         ref = net.stem(to_tensor(np.ascontiguousarray(rgb[:, ::-1]))).half()
     assert torch.equal(mirror, ref) and not torch.equal(plain, mirror)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["stems_s7_00000.pt", "stems_s7_flip_00000.pt"]
+
+
+def test_runtime_global_score_is_the_cross_validated_five_crop_prediction(tmp_path: Path) -> None:
+    """The runtime cuts its five crops from the stem map of the whole view, as training did."""
+    import dataclasses
+
+    import numpy as np
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.backends.classic.weights import ClassicWeights, save_weights
+    from qprobe.train_classic.clive import to_tensor
+    from qprobe.train_classic.regressor import predict
+
+    torch.manual_seed(0)
+    net = ClassicNet(NetConfig(split=14, members=2)).eval()
+    assert net.stem_stride() == 16 and ClassicNet(NetConfig(split=7)).stem_stride() == 8
+    rgb = np.random.default_rng(1).integers(0, 255, (400, 480, 3), dtype=np.uint8)
+    with torch.no_grad():
+        stem = net.stem(to_tensor(rgb))
+    five, whole = predict(net, [stem], 320 // 16)
+    path = tmp_path / "w.pt"
+    weights = ClassicWeights(net_config=dataclasses.asdict(net.config), state_dict=net.state_dict(), scan={}, detector={})
+    save_weights(weights, path, half=False)
+    model = ClassicModel.load(path, score_crop=320)
+    assert model.score(rgb) == pytest.approx(float(five[0]), abs=1e-4)
+    assert ClassicModel.load(path, score_crop=0).score(rgb) == pytest.approx(float(whole[0]), abs=1e-4)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qprobe.backends.classic.model import ClassicNet
+from qprobe.backends.classic.model import ClassicNet, five_crops  # noqa: F401  (five_crops: re-exported)
 
 
 @dataclass
@@ -76,15 +76,6 @@ def _random_crop(feat: torch.Tensor, size: int, rng: np.random.Generator) -> tor
     y = int(rng.integers(0, h - ch + 1))
     x = int(rng.integers(0, w - cw + 1))
     return feat[:, :, y : y + ch, x : x + cw]
-
-
-def five_crops(feat: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Four corners and the centre (the whole map if it is small)."""
-    _, _, h, w = feat.shape
-    ch, cw = min(size, h), min(size, w)
-    ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
-    xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
-    return [feat[:, :, y : y + ch, x : x + cw] for y, x in zip(ys, xs)]
 
 
 def pointwise_top(net: ClassicNet) -> bool:

@@ -61,6 +61,20 @@ class NetConfig:
     )
 
 
+def five_crop_origins(h: int, w: int, size: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Crop side (clamped to the map) and the origins of the four corner crops and the centre one."""
+    ch, cw = min(size, h), min(size, w)
+    ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
+    xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
+    return ch, cw, list(zip(ys, xs))
+
+
+def five_crops(feat: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Four corners and the centre of an N x C x h x w map (the whole map if it is small)."""
+    ch, cw, origins = five_crop_origins(int(feat.shape[2]), int(feat.shape[3]), size)
+    return [feat[:, :, y : y + ch, x : x + cw] for y, x in origins]
+
+
 class ClassicNet(nn.Module):
     """MobileNetV2 trunk with a quality head and a dense defect head."""
 
@@ -117,6 +131,14 @@ class ClassicNet(nn.Module):
     def stem(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """The frozen stem: blocks [0, split)."""
         return self.stem_from_tap(self.tap(x_uint8))
+
+    def stem_stride(self) -> int:
+        """Pixels per cell of the stem's output map (16 at split 14, 8 at split 7)."""
+        stride = 1
+        for m in self.features[: self.config.split].modules():
+            if isinstance(m, nn.Conv2d):
+                stride *= int(m.stride[0])
+        return stride
 
     @property
     def n_members(self) -> int:

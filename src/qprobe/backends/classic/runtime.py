@@ -14,7 +14,7 @@ from PIL import Image
 from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
 from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
 from qprobe.backends.classic.mobilenet import fuse_batchnorm
-from qprobe.backends.classic.model import ClassicNet, NetConfig
+from qprobe.backends.classic.model import ClassicNet, NetConfig, five_crop_origins
 from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
 
@@ -103,21 +103,21 @@ class ClassicModel:
         cross-validation did.
         """
         view = fit_side(rgb, self.max_crop_side)
-        h, w = view.shape[:2]
-        ch, cw = min(self.score_crop, h), min(self.score_crop, w)
-        if self.score_crop <= 0:
-            ch, cw = h, w
-        ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
-        xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
-        # a view as tall (or wide) as a crop repeats corners: score each distinct crop once
-        corners = list(zip(ys, xs))
-        unique = sorted(set(corners))
-        weights = torch.tensor([corners.count(c) for c in unique], dtype=torch.float32)
-        batch = torch.cat([to_batch(view[y : y + ch, x : x + cw]) for y, x in unique], dim=0)
+        batch = to_batch(view)
         if self.score_flip:
             batch = torch.cat([batch, batch.flip(3)], dim=0)
-            weights = torch.cat([weights, weights])
-        scores = self.net.score_from_stem(self.net.stem(batch))
+        # the stem runs once on the whole view and the crops are cut from its map, exactly as the
+        # regressor was trained and cross-validated on cached stem maps (cropping pixels instead
+        # would give every crop zero-padded borders that training never saw)
+        stem = self.net.stem(batch)
+        h, w = int(stem.shape[2]), int(stem.shape[3])
+        size = max(h, w) if self.score_crop <= 0 else max(1, round(self.score_crop / self.net.stem_stride()))
+        ch, cw, origins = five_crop_origins(h, w, size)
+        # a map as tall (or wide) as a crop repeats corners: score each distinct crop once
+        unique = sorted(set(origins))
+        weights = torch.tensor([origins.count(o) for o in unique], dtype=torch.float32).repeat_interleave(len(batch))
+        crops = torch.cat([stem[:, :, y : y + ch, x : x + cw] for y, x in unique], dim=0)
+        scores = self.net.score_from_stem(crops.contiguous(memory_format=torch.channels_last))
         return float((scores * weights).sum() / weights.sum())
 
     @torch.inference_mode()
