@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qprobe.backends.classic.model import ClassicNet, five_crops  # noqa: F401  (five_crops: re-exported)
+from qprobe.backends.classic.model import ClassicNet, five_crops
 
 
 @dataclass

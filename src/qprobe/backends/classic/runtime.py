@@ -67,6 +67,8 @@ class ClassicModel:
         self.has_detector = not missing and len(self.classes) > 1
         self.max_crop_side = max_crop_side
         self.score_crop = score_crop
+        # the crop side in cells of the stem map (0: the whole map)
+        self.score_cells = max(1, round(score_crop / self.net.stem_stride())) if score_crop > 0 else 0
         self.score_flip = bool(cfg.score_flip)
         self.zoom_side = zoom_side
         # a requested box, enlarged 1.5x for context, should still fit the network input
@@ -111,7 +113,7 @@ class ClassicModel:
         # would give every crop zero-padded borders that training never saw)
         stem = self.net.stem(batch)
         h, w = int(stem.shape[2]), int(stem.shape[3])
-        size = max(h, w) if self.score_crop <= 0 else max(1, round(self.score_crop / self.net.stem_stride()))
+        size = self.score_cells or max(h, w)
         ch, cw, origins = five_crop_origins(h, w, size)
         # a map as tall (or wide) as a crop repeats corners: score each distinct crop once
         unique = sorted(set(origins))
