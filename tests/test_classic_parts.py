@@ -52,6 +52,27 @@ def test_scan_features_shape_and_noise_patch() -> None:
     assert ctx.shape == (20, 30, 3 * len(FEATURE_NAMES) + 1) and np.isfinite(ctx).all()
 
 
+def test_scan_strips_do_not_change_features() -> None:
+    """Threads scan horizontal strips: any number of strips gives the single-pass features exactly."""
+    img = make_texture(700, 530, seed=6)  # height not a multiple of the cell: the last strip keeps the border
+    img[300:340, 100:200] = 255  # a flat patch across a strip boundary
+    one = block_features(img, workers=1).features
+    for workers in (2, 3):
+        np.testing.assert_array_equal(block_features(img, workers=workers).features, one)
+
+
+def test_context_median_equals_scipy_median_filter() -> None:
+    from scipy import ndimage
+
+    from qprobe.backends.classic.scan import _median_map
+
+    rng = np.random.default_rng(2)
+    for shape in [(23, 31, 7), (2, 3, 7), (1, 1, 7)]:
+        f = rng.normal(size=shape).astype(np.float32)
+        ref = np.stack([ndimage.median_filter(f[..., k], size=7, mode="nearest") for k in range(shape[2])], axis=2)
+        np.testing.assert_array_equal(_median_map(f, 3), ref)
+
+
 def test_scan_on_tiny_image() -> None:
     s = block_features(np.zeros((5, 7, 3), np.uint8))
     assert np.isfinite(s.features).all()

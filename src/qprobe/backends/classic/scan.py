@@ -21,10 +21,12 @@ P(defect) per block. Nothing here needs torch.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -70,11 +72,15 @@ def _np_blocks(a: np.ndarray, cell_r: int, cell_c: int, rows: int, cols: int) ->
     return a.reshape(rows, cell_r, cols, cell_c).mean(axis=(1, 3))
 
 
-def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
+def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int = 2) -> ScanMap:
     """Raw per-block features of an RGB image at native resolution.
 
     Heavy per-pixel work runs in Pillow's C filters (Laplacian, box
     reductions); numpy only touches block-level arrays and 1/8 of the columns.
+    Both release the GIL, so ``workers`` threads scan horizontal strips of
+    the image at once. A strip is cut with one block of margin above and
+    below (every filter reaches at most 2 pixels), so the features do not
+    depend on the number of strips.
     """
     pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     orig_w, orig_h = pil.size
@@ -86,12 +92,38 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
         pil = Image.fromarray(arr, "RGB")
     w, h = pil.size
     rows, cols = max(1, h // cell), max(1, w // cell)
+    half = min(w, h) >= 4 * cell  # the mid-frequency and chroma features work on a 2x-reduced copy
+    n = max(1, min(int(workers), rows // STRIP_MIN_ROWS))
+    if n == 1:
+        feats = _strip_features(pil, cell, half, rows, cols)
+    else:
+        bounds = [round(rows * k / n) for k in range(n + 1)]
+
+        def strip(k: int) -> np.ndarray:
+            r0, r1 = bounds[k], bounds[k + 1]
+            m0, m1 = max(0, r0 - 1), min(rows, r1 + 1)  # one block of margin on each inner side
+            y1 = h if r1 == rows else m1 * cell  # the last strip keeps the image's bottom border
+            part = pil.crop((0, m0 * cell, w, y1))
+            return _strip_features(part, cell, half, m1 - m0, cols)[r0 - m0 : r1 - m0]
+
+        with ThreadPoolExecutor(n) as pool:
+            feats = np.concatenate(list(pool.map(strip, range(n))), axis=0)
+    return ScanMap(feats, cell, orig_w, orig_h)
+
+
+STRIP_MIN_ROWS = 8
+"""A strip scanned by its own thread has at least this many block rows."""
+
+
+def _strip_features(pil: Image.Image, cell: int, use_half: bool, rows: int, cols: int) -> np.ndarray:
+    """rows x cols x F features of an RGB image (or a horizontal strip of one)."""
+    w, h = pil.size
     luma = pil.convert("L")
     lap = luma.filter(_LAPLACIAN)
     m_hf = _blocks(lap.point(_ABS2_LUT), cell, rows, cols) / 2.0
     flat = _blocks(lap.point(_ZERO_LUT), cell, rows, cols) / 255.0
     del lap
-    half = luma.reduce(2) if min(w, h) >= 4 * cell else luma
+    half = luma.reduce(2) if use_half else luma
     hs = half.size[0] / float(w)
     hcell = max(1, int(round(cell * hs)))
     y2 = np.asarray(half, dtype=np.float32)
@@ -118,12 +150,12 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
             (_np_blocks(on[:, :n8], cell, per, rb, cb) + 0.5) / (_np_blocks(off[:, :n8], cell, per, rb, cb) + 0.5)
         )
     # chroma high frequencies, on the half-resolution image
-    small = pil.reduce(2) if half is not luma else pil
+    small = pil.reduce(2) if use_half else pil
     _, cb_img, cr_img = small.convert("YCbCr").split()
     chroma = np.zeros((rows, cols), np.float32)
     for band in (cb_img, cr_img):
         chroma[:r2, :c2] += _blocks(band.filter(_LAPLACIAN).point(_ABS2_LUT), hcell, r2, c2) / 2.0
-    feats = np.stack(
+    return np.stack(
         [
             np.log(m_hf + EPS),
             np.log(m_mf + EPS),
@@ -135,7 +167,6 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32) -> ScanMap:
         ],
         axis=2,
     ).astype(np.float32)
-    return ScanMap(feats, cell, orig_w, orig_h)
 
 
 LARGE_RADIUS = 8
@@ -143,8 +174,16 @@ LARGE_RADIUS = 8
 
 
 def _median_map(f: np.ndarray, radius: int) -> np.ndarray:
+    """Per feature, the median of each block's (2r+1)² neighbourhood (edges replicated).
+
+    Equal to ``ndimage.median_filter(..., mode="nearest")`` per feature; one
+    partition over all windows at once is ≈ 2x faster on a 4K image's map.
+    """
     size = 2 * radius + 1
-    return np.stack([ndimage.median_filter(f[..., k], size=size, mode="nearest") for k in range(f.shape[2])], axis=2)
+    pad = np.pad(f, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    win = sliding_window_view(pad, (size, size), axis=(0, 1)).reshape(*f.shape, size * size)
+    mid = size * size // 2
+    return np.partition(win, mid, axis=-1)[..., mid]
 
 
 def context_features(scan: ScanMap, radius: int = 3) -> np.ndarray:
