@@ -52,12 +52,17 @@ def test_scan_features_shape_and_noise_patch() -> None:
     assert ctx.shape == (20, 30, 3 * len(FEATURE_NAMES) + 1) and np.isfinite(ctx).all()
 
 
-def test_scan_strips_do_not_change_features() -> None:
+def test_scan_strips_do_not_change_features(monkeypatch) -> None:
     """Threads scan horizontal strips: any number of strips gives the single-pass features exactly."""
-    img = make_texture(700, 530, seed=6)  # height not a multiple of the cell: the last strip keeps the border
+    from qprobe.backends.classic import scan
+
+    img = make_texture(1100, 530, seed=6)  # height not a multiple of the cell: the last strip keeps the border
     img[300:340, 100:200] = 255  # a flat patch across a strip boundary
     one = block_features(img, workers=1).features
     for workers in (2, 3):
+        np.testing.assert_array_equal(block_features(img, workers=workers).features, one)
+    monkeypatch.setattr(scan, "STRIP_PIXELS", 530 * 300)  # more strips than workers (bounded memory)
+    for workers in (1, 2):
         np.testing.assert_array_equal(block_features(img, workers=workers).features, one)
 
 

@@ -21,6 +21,7 @@ P(defect) per block. Nothing here needs torch.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -78,7 +79,8 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int =
     Heavy per-pixel work runs in Pillow's C filters (Laplacian, box
     reductions); numpy only touches block-level arrays and 1/8 of the columns.
     Both release the GIL, so ``workers`` threads scan horizontal strips of
-    the image at once. A strip is cut with one block of margin above and
+    the image at once (strips of at most ``STRIP_PIXELS``, which also bounds
+    the scan's memory on very large images). A strip is cut with one block of margin above and
     below (every filter reaches at most 2 pixels), so the features do not
     depend on the number of strips.
     """
@@ -93,7 +95,10 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int =
     w, h = pil.size
     rows, cols = max(1, h // cell), max(1, w // cell)
     half = min(w, h) >= 4 * cell  # the mid-frequency and chroma features work on a 2x-reduced copy
-    n = max(1, min(int(workers), rows // STRIP_MIN_ROWS))
+    # at least one strip per worker, and strips of at most STRIP_PIXELS: a 50 MP scan then holds the
+    # intermediates of two 8 MP strips at a time, not of the whole image
+    n = max(int(workers), math.ceil(w * h / STRIP_PIXELS))
+    n = max(1, min(n, rows // STRIP_MIN_ROWS))
     if n == 1:
         feats = _strip_features(pil, cell, half, rows, cols)
     else:
@@ -106,13 +111,16 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int =
             part = pil.crop((0, m0 * cell, w, y1))
             return _strip_features(part, cell, half, m1 - m0, cols)[r0 - m0 : r1 - m0]
 
-        with ThreadPoolExecutor(n) as pool:
+        with ThreadPoolExecutor(max(1, min(int(workers), n))) as pool:
             feats = np.concatenate(list(pool.map(strip, range(n))), axis=0)
     return ScanMap(feats, cell, orig_w, orig_h)
 
 
 STRIP_MIN_ROWS = 8
-"""A strip scanned by its own thread has at least this many block rows."""
+"""A strip has at least this many block rows (each strip costs two rows of margin)."""
+
+STRIP_PIXELS = 1 << 23
+"""A strip has at most about this many pixels (8.4 MP: a 4K image is two strips, 50 MP six)."""
 
 
 def _strip_features(pil: Image.Image, cell: int, use_half: bool, rows: int, cols: int) -> np.ndarray:
