@@ -79,10 +79,10 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int =
     Heavy per-pixel work runs in Pillow's C filters (Laplacian, box
     reductions); numpy only touches block-level arrays and 1/8 of the columns.
     Both release the GIL, so ``workers`` threads scan horizontal strips of
-    the image at once (strips of at most ``STRIP_PIXELS``, which also bounds
-    the scan's memory on very large images). A strip is cut with one block of margin above and
-    below (every filter reaches at most 2 pixels), so the features do not
-    depend on the number of strips.
+    the image at once; strips of at most ``STRIP_PIXELS`` also bound the
+    scan's memory on very large images. A strip is cut with one block of
+    margin above and below (every filter reaches at most 2 pixels), so the
+    features do not depend on the number of strips.
     """
     pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     orig_w, orig_h = pil.size
