@@ -7,7 +7,7 @@
 trained on the other folds only). Each fold's images are scored by the
 classic backend with that fold's weights and by the baselines, through
 ``qprobe.eval.runner.evaluate`` (predictions cached under RUN_DIR/cv/eval,
-per fold, and discarded when that fold's weight file changes);
+per fold, and set aside when that fold's weight file changes);
 the printed metrics pool the out-of-fold predictions of all folds
 (|SRCC|, |PLCC|: NIQE and BRISQUE are lower-is-better).
 """
@@ -15,9 +15,7 @@ the printed metrics pool the out-of-fold predictions of all folds
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +41,9 @@ def main() -> None:
     for name in sorted(splits):
         fold_rows = [rows[i] for i in splits[name]]
         weights = args.run / "cv" / f"{name}.pt"
+        # predictions cached there are reused only by the same weights (the runner checks the scorer's
+        # identity, weight digest included, and moves other predictions aside)
         cache = args.run / "cv" / "eval" / name
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        stamp = cache / "weights.sha256"
-        if cache.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != digest):
-            shutil.rmtree(cache)  # cached predictions of other weights (e.g. a retrained run): score again
-        cache.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(digest + "\n")
         scorer = ClassicBackend(weights=str(weights))
         result = evaluate(
             [scorer, *args.baselines], fold_rows, cache,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_evaluate_baselines_side_by_side_and_resume(clive_rows: list, tmp_path: 
 
 
 def test_failures_counted_never_substituted(clive_rows: list, tmp_path: Path) -> None:
-    rows = [r for r in clive_rows[:6]]
+    rows = [copy.copy(r) for r in clive_rows[:6]]  # the fixture's rows are shared with later tests
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage")
     rows[2].path = str(broken)
@@ -204,3 +205,56 @@ def test_unlabelled_rows_and_unpicklable_scorers_fail_early(clive_rows: list) ->
 
     with pytest.raises(ValueError, match="by name"):
         evaluate(Local(), clive_rows[:2], None, workers=2, progress=False)
+
+
+class _Versioned(FakeProber):
+    """A scorer whose identity (e.g. its weight digest) can change under the same name."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+        self.calls = 0
+
+    def identity(self) -> dict:
+        return {"scorer": self.name, "weights": self.version}
+
+    def assess(self, image, **kw):  # type: ignore[override]
+        self.calls += 1
+        return super().assess(image, **kw)
+
+
+def test_cached_predictions_are_reused_only_by_the_same_scorer(clive_rows: list, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = _Versioned("a")
+    evaluate(first, clive_rows, out, n_boot=0, progress=False, write_report=False)
+    assert first.calls == N
+    assert json.loads((out / "predictions" / "fake.identity.json").read_text()) == {"scorer": "fake", "weights": "a"}
+    same = _Versioned("a")
+    evaluate(same, clive_rows, out, n_boot=0, progress=False, write_report=False)
+    assert same.calls == 0  # resumed: nothing left to score
+    other = _Versioned("b")  # retrained weights under the same name
+    with pytest.warns(UserWarning, match="another fake"):
+        res = evaluate(other, clive_rows, out, n_boot=0, progress=False, write_report=False)
+    assert other.calls == N and res.scorers["fake"].report.n_ok == N
+    stale = list((out / "predictions").glob("fake.stale-*.jsonl"))
+    assert len(stale) == 1 and len(read_jsonl_tolerant(stale[0])) == N  # the old results are kept aside
+    assert json.loads((out / "predictions" / "fake.identity.json").read_text())["weights"] == "b"
+
+
+def test_predictions_without_identity_are_reused_with_a_warning(clive_rows: list, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    evaluate(_Versioned("a"), clive_rows, out, n_boot=0, progress=False, write_report=False)
+    (out / "predictions" / "fake.identity.json").unlink()  # as written before identities existed
+    again = _Versioned("b")
+    with pytest.warns(UserWarning, match="no record of the scorer"):
+        evaluate(again, clive_rows, out, n_boot=0, progress=False, write_report=False)
+    assert again.calls == 0 and not (out / "predictions" / "fake.identity.json").exists()
+
+
+def test_identities_of_builtin_scorers() -> None:
+    from qprobe.eval.runner import scorer_identity
+
+    niqe = scorer_identity(create_scorer("niqe"))
+    assert niqe["scorer"] == "niqe" and niqe["settings"]["patch_size"] == 96
+    a = scorer_identity(create_scorer("dummy"))
+    assert a["scorer"] == "dummy" and a == scorer_identity(create_scorer("dummy"))

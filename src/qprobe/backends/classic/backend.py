@@ -86,6 +86,17 @@ class ClassicBackend(ProbingBackend):
             )
         return self._model
 
+    def identity(self) -> dict[str, Any]:
+        """The settings that change outputs (not ``threads``) and the SHA-256 of the weight file."""
+        from qprobe.backends.classic.weights import default_weights_path
+        from qprobe._fs import file_sha256
+
+        ident = super().identity()
+        ident["settings"].pop("threads", None)
+        path = self.config.weights or default_weights_path()
+        ident["weights_sha256"] = file_sha256(path) if os.path.isfile(path) else None
+        return ident
+
     def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
         from qprobe.backends.classic.policy import ClassicPolicy
 

@@ -35,6 +35,13 @@ class Baseline(ABC):
     def raw(self, rgb: np.ndarray) -> float:
         """The metric's native value for an ``H x W x 3`` uint8 image."""
 
+    def identity(self) -> dict[str, Any]:
+        """What the outputs depend on (for ``qprobe eval``'s result cache): name, version, parameters."""
+        from qprobe import __version__
+
+        params = {k: v for k, v in sorted(vars(self).items()) if isinstance(v, (int, float, str, bool))}
+        return {"scorer": self.name, "class": type(self).__qualname__, "qprobe": __version__, "settings": params}
+
     def to_score(self, raw: float) -> float:
         sign = -1.0 if self.higher_is_better else 1.0
         z = max(-60.0, min(60.0, sign * (raw - self.center) / self.width))
