@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Fetch the held-out photos used for the classic backend's benchmark numbers (README "Results"):
-# eight photographs from Debian wallpaper packages, none of them in ../shared/data/photos (the
-# photos the shipped weights were trained on).
-#   bash scripts/heldout_photos.sh OUT_DIR
+# Fetch the photos used for the classic backend's benchmark numbers (README "Results"): photographs
+# from Debian wallpaper packages, none of them in ../shared/data/photos (the photos the shipped
+# weights were trained on). Two disjoint sets of eight:
+#   heldout     (default) the held-out benchmark's photos
+#   validation  a second set, used only to diagnose where defects are lost (never to fit anything)
+#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation]
 # then: qprobe bench build --photos OUT_DIR --out bench_heldout --variants 5
 set -euo pipefail
-out="${1:?usage: heldout_photos.sh OUT_DIR}"
+out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation]}"
+set_name="${2:-heldout}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
@@ -13,9 +16,7 @@ mkdir -p "$out"
   lomiri-wallpapers-20.04 lomiri-wallpapers ukui-wallpapers >/dev/null 2>&1)
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
 share="$work/x/usr/share"
-while read -r src name; do
-  cp -L "$share/$src" "$out/$name"
-done <<'LIST'
+heldout='
 backgrounds/Kleiber_by_Lukas_Baubkus.jpg deb_Kleiber_by_Lukas_Baubkus.jpg
 backgrounds/Bridge_by_Sander_Klootwijk.jpg deb_Bridge_by_Sander_Klootwijk.jpg
 backgrounds/Dragonfly_by_Bolly.jpg deb_Dragonfly_by_Bolly.jpg
@@ -24,5 +25,23 @@ backgrounds/seeding_by_Clements_Engelhardt.jpg deb_seeding_by_Clements_Engelhard
 backgrounds/mate/nature/Wood.jpg deb_Wood.jpg
 backgrounds/mate/nature/YellowFlower.jpg deb_YellowFlower.jpg
 wallpapers/ColorfulCups/contents/images/2560x1600.jpg deb_ColorfulCups.jpg
-LIST
+'
+validation='
+backgrounds/Fossa_by_Jasper_Roks.jpg val_Fossa_by_Jasper_Roks.jpg
+backgrounds/sunset_by_Aitzol_Berasategi.jpg val_sunset_by_Aitzol_Berasategi.jpg
+backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg val_aitzgorri_by_Aitzol_Berasategi.jpg
+backgrounds/life_by_Aitzol_Berasategi.jpg val_life_by_Aitzol_Berasategi.jpg
+backgrounds/umang_by_Abhishek_Mudgal.jpg val_umang_by_Abhishek_Mudgal.jpg
+backgrounds/Wine_by_Jakkub_Mede.jpg val_Wine_by_Jakkub_Mede.jpg
+backgrounds/mate/nature/Storm.jpg val_Storm.jpg
+backgrounds/mate/nature/FreshFlower.jpg val_FreshFlower.jpg
+'
+case "$set_name" in
+  heldout) list="$heldout" ;;
+  validation) list="$validation" ;;
+  *) echo "unknown set: $set_name (heldout or validation)" >&2; exit 2 ;;
+esac
+while read -r src name; do
+  [ -n "$src" ] && cp -L "$share/$src" "$out/$name"
+done <<< "$list"
 ls -l "$out"

@@ -25,9 +25,14 @@ def register(train_app: typer.Typer) -> None:
         fusion_images: Optional[int] = typer.Option(None, "--fusion-images", help="Images for the fusion fit."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
         imagenet: Optional[Path] = typer.Option(None, "--imagenet", help="torchvision mobilenet_v2 ImageNet state dict."),
+        calibration_bench: Optional[Path] = typer.Option(
+            None,
+            "--calibration-bench",
+            help="Benchmark of photos outside training on which the calibrate stage picks the detector's operating point.",
+        ),
         install: bool = typer.Option(False, "--install", help="Copy the result over the shipped package weights."),
         stage: Optional[list[str]] = typer.Option(
-            None, "--stage", help="Run only these stages (repeatable): regressor, detector, assemble."
+            None, "--stage", help="Run only these stages (repeatable): regressor, detector, assemble, calibrate."
         ),
     ) -> None:
         """Fine-tune the quality regressor on CLIVE (with k-fold CV) and train the defect detector."""
@@ -49,6 +54,7 @@ def register(train_app: typer.Typer) -> None:
             "fusion_images": fusion_images,
             "threads": threads,
             "imagenet": None if imagenet is None else str(imagenet),
+            "calibration_bench": None if calibration_bench is None else str(calibration_bench),
             "install": install or None,
             "stages": stage or None,
         }

@@ -15,8 +15,13 @@
 7. ``out/classic.pt`` (fp16) with the training record in its ``meta``; with
    ``install`` it is also copied over the package's shipped weights.
 
-Stages ``regressor`` (1-4), ``detector`` (5) and ``assemble`` (6-7) write
-their artifacts to ``out`` and can run separately (e.g. in parallel).
+8. With ``calibration_bench`` (a benchmark of photos outside training):
+   the detector's operating point chosen on it
+   (:mod:`~qprobe.train_classic.calibrate`), written into the weights.
+
+Stages ``regressor`` (1-4), ``detector`` (5), ``assemble`` (6-7) and
+``calibrate`` (8) write their artifacts to ``out`` and can run separately
+(the first two e.g. in parallel).
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ import torch
 
 from qprobe.backends.classic.model import ClassicNet, NetConfig
 from qprobe.backends.classic.weights import ClassicWeights, default_weights_path, save_weights
+from qprobe.train_classic.calibrate import CalibrationConfig
 from qprobe.train_classic.detector import DetectorTrainConfig
 from qprobe.train_classic.regressor import RegressorConfig
-STAGES = ("regressor", "detector", "assemble")
+STAGES = ("regressor", "detector", "assemble", "calibrate")
 DEFAULT_HOLDOUT: list[str] = []  # every shared photo trains; held-out evaluation uses other photos (README)
 
 
@@ -64,8 +70,18 @@ class TrainClassicConfig:
         default_factory=lambda: list(STAGES),
         metadata={"help": "Stages to run, in order: regressor (CLIVE), detector (benchmark), assemble (fusion)."},
     )
+    calibration_bench: str = field(
+        default="",
+        metadata={
+            "help": "A `qprobe bench build` folder of photos outside training (and outside any test set) on which "
+            "the calibrate stage picks the detector's operating point; empty: keep the training-benchmark one."
+        },
+    )
     regressor: RegressorConfig = field(default_factory=RegressorConfig, metadata={"help": "Regressor fine-tuning."})
     detector: DetectorTrainConfig = field(default_factory=DetectorTrainConfig, metadata={"help": "Detector training."})
+    calibration: CalibrationConfig = field(
+        default_factory=CalibrationConfig, metadata={"help": "Operating-point grid and rule (calibrate stage)."}
+    )
 
 
 def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
@@ -288,6 +304,75 @@ def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     return path
 
 
+def stage_calibrate(cfg: TrainClassicConfig, out: Path, log: Any) -> Path:
+    """``out/classic.pt`` (and the per-fold files) → the detector's operating point chosen on ``calibration_bench``."""
+    from qprobe._fs import atomic_write_json
+    from qprobe.backends.classic.backend import ClassicBackend
+    from qprobe.backends.classic.weights import load_weights
+    from qprobe.eval.datasets import load_dataset
+    from qprobe.train_classic import calibrate as cal
+
+    path = out / "classic.pt"
+    if not cfg.calibration_bench:
+        log("[calibrate] no calibration_bench: the detector keeps the training benchmark's operating point")
+        return path
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the assemble stage first")
+    weights = load_weights(path)
+    rows = load_dataset("qprobe-bench", Path(cfg.calibration_bench))
+    trained = set(weights.meta.get("detector", {}).get("bench_photos", []))
+    used = {Path(str(r.extra.get("source_file", ""))).name for r in rows}
+    if trained & used:
+        raise ValueError(f"calibration photos were used in training: {sorted(trained & used)}")
+    t0 = time.time()
+    backend = ClassicBackend(weights=str(path), threads=cfg.threads)
+    episodes = cal.record(backend, rows, log)
+    result = cal.calibrate(backend.model, episodes, cfg.calibration)
+    chosen = result["chosen"]
+    summary = {
+        "bench": str(cfg.calibration_bench),
+        "photos": sorted(used),
+        "images": len(rows),
+        "rule": (
+            f"max recall@{cfg.calibration.iou} with the 95% upper bound of false boxes per negative image "
+            f"<= {cfg.calibration.max_fp}"
+        ),
+        "chosen": chosen,
+        "before": result["before"],
+        "unbounded": result["unbounded"],
+        "points": result["points"],
+        "seconds": round(time.time() - t0, 1),
+    }
+    atomic_write_json(out / "calibration.json", {**summary, "sweep": result["sweep"]})
+    log(f"[calibrate] {json.dumps({k: summary[k] for k in ('chosen', 'before', 'unbounded', 'points', 'seconds')})}")
+    if chosen is None:
+        bound = cal.fp_upper_bound(0, result["before"]["negatives"])
+        log(
+            f"[calibrate] no operating point is shown to keep <= {cfg.calibration.max_fp} false boxes per negative "
+            f"image on {result['before']['negatives']} negative images (the bound with none at all is {bound:.3f}): "
+            "the weights keep their operating point"
+        )
+        return path
+    detector = {
+        **weights.detector,
+        "threshold": chosen["threshold"],
+        "min_cells": chosen["min_cells"],
+        "agree_threshold": chosen["agree_threshold"],
+    }
+    for file in [path, *sorted((out / "cv").glob("fold*.pt"))]:
+        if file.name.endswith("_regressor.pt"):
+            continue
+        w = load_weights(file)
+        w.detector = dict(detector)
+        w.meta = {**w.meta, "calibration": summary}
+        save_weights(w, file)
+    if cfg.install:
+        dest = default_weights_path()
+        shutil.copyfile(path, dest)
+        log(f"installed {path} -> {dest}")
+    return path
+
+
 def run(cfg: TrainClassicConfig, log: Any = print) -> Path:
     """Run ``cfg.stages`` in order; each stage leaves its artifact in ``cfg.out``."""
     from qprobe.bench.degradations import list_degradations
@@ -309,5 +394,7 @@ def run(cfg: TrainClassicConfig, log: Any = print) -> Path:
         stage_detector(cfg, initial_net(cfg, classes), out, log)
     if "assemble" in cfg.stages:
         path = stage_assemble(cfg, initial_net(cfg, classes), out, log)
+    if "calibrate" in cfg.stages:
+        path = stage_calibrate(cfg, out, log)
     log(f"done in {time.time() - t_start:.0f}s -> {out}")
     return path

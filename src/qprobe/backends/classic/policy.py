@@ -13,8 +13,9 @@ Per episode:
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it.
 4. **Agreement and extent** — a defect the head finds is kept only where
-   the scan, at its own operating point, also flags a block inside the
-   defect's box: two independent views (hand-made statistics against the
+   the scan, at the agreement threshold (calibrated with the head's
+   threshold, see :mod:`qprobe.train_classic.calibrate`), also flags a
+   block inside the defect's box: two independent views (hand-made statistics against the
    surroundings, learned features in the crop) must agree, which removes
    most false alarms on high-contrast content. The kept defect's box then
    grows to the scan blobs it touches (the scan sees the whole region at
@@ -142,12 +143,44 @@ class ClassicPolicy:
             self.scan, self.prob = scan, prob
         self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side, m.max_zoom_side)
 
+    @classmethod
+    def from_record(
+        cls,
+        model: Any,
+        scan: ScanMap | None,
+        prob: np.ndarray | None,
+        s_global: float | None,
+        view_scale: float,
+        image_size: tuple[int, int],
+    ) -> "ClassicPolicy":
+        """A policy holding a recorded episode's scan and global score, to replay its answer.
+
+        Add the crops' detections with :meth:`add_crop` and call
+        :meth:`answer`: with the same model settings this gives the live
+        episode's answer (the detector's calibration replays every
+        operating point this way without running the network again).
+        """
+        pol = cls(model, None, 0)
+        pol.scan, pol.prob, pol.s_global = scan, prob, s_global
+        pol.view_scale, pol.image_size = view_scale, image_size
+        return pol
+
+    def add_crop(self, defects: Sequence[Defect]) -> None:
+        self.crops += 1
+        self.defects.extend(defects)
+
+    def answer(self) -> Answer:
+        return self._answer()
+
+    def _agree_threshold(self) -> float:
+        return float(getattr(self.model, "agree_threshold", self.model.scan_threshold))
+
     def _scan_agrees(self, box: Box) -> bool:
-        """Whether a block of the scan inside ``box`` is above the scan's own threshold."""
+        """Whether a block of the scan inside ``box`` is above the agreement threshold."""
         if self.scan is None or self.prob is None:
             return True
         sub = self.prob[self._cells(box)]
-        return bool(sub.size) and float(sub.max()) > self.model.scan_threshold
+        return bool(sub.size) and float(sub.max()) > self._agree_threshold()
 
     def _cells(self, box: Box) -> tuple[slice, slice]:
         """The scan blocks a box (original pixels) covers; at least one block."""
@@ -163,7 +196,7 @@ class ClassicPolicy:
         if self.scan is None or self.prob is None:
             return d
         if self._blobs is None:
-            self._blobs = ndimage.label(self.prob > self.model.scan_threshold, structure=np.ones((3, 3), dtype=bool))[0]
+            self._blobs = ndimage.label(self.prob > self._agree_threshold(), structure=np.ones((3, 3), dtype=bool))[0]
         c = self.scan.cell
         box = d.bbox
         ids = np.unique(self._blobs[self._cells(box)])
@@ -190,8 +223,7 @@ class ClassicPolicy:
             self.s_global = self.model.score(obs.image)
             self.view_scale = float(min(1.0, obs.scale))
         elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
-            self.crops += 1
-            self.defects.extend(self.model.detect(obs.image, obs.box))
+            self.add_crop(self.model.detect(obs.image, obs.box))
 
     def act(self, history: Sequence[Turn]) -> Action:
         # forced probes may have run before the first call: look at every new view

@@ -87,6 +87,9 @@ class ClassicModel:
             min_cells=int(det.get("min_cells", 2)),
             merge_iou=float(det.get("merge_iou", 0.2)),
         )
+        # a found defect is kept where the scan exceeds this inside its box (and grows to those blobs);
+        # the scan's own threshold only ranks zooms. Weights without a calibrated value use the latter.
+        self.agree_threshold = float(det.get("agree_threshold", self.scan_threshold))
         self.fusion = list(weights.fusion) if weights.fusion else list(DEFAULT_WEIGHTS)
         self.meta = weights.meta
 
@@ -132,9 +135,13 @@ class ClassicModel:
         """
         if not self.has_detector:
             return []
-        out = self.defect_maps(rgb)
-        probs = softmax(out[: len(self.classes)], axis=0)
-        sev = 1.0 + 4.0 / (1.0 + np.exp(-out[len(self.classes)]))
+        return self.detections_from_maps(self.defect_maps(rgb), box)
+
+    def detections_from_maps(self, maps: np.ndarray, box: Box) -> list[Defect]:
+        """Defects from one crop's ``defect_maps`` at the current ``detector`` settings."""
+        n = len(self.classes)
+        probs = softmax(maps[:n], axis=0)
+        sev = 1.0 + 4.0 / (1.0 + np.exp(-maps[n]))
         return detect(probs, sev, self.classes, box, self.detector)
 
     @torch.inference_mode()
