@@ -13,8 +13,8 @@ Per episode:
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it.
 4. **Agreement and extent** — a defect the head finds is kept only where
-   the scan, at the agreement threshold (calibrated with the head's
-   threshold, see :mod:`qprobe.train_classic.calibrate`), also flags a
+   the scan, at the agreement threshold (the scan's own threshold unless
+   :mod:`qprobe.train_classic.calibrate` set another), also flags a
    block inside the defect's box: two independent views (hand-made statistics against the
    surroundings, learned features in the crop) must agree, which removes
    most false alarms on high-contrast content. The kept defect's box then
