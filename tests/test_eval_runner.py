@@ -258,3 +258,6 @@ def test_identities_of_builtin_scorers() -> None:
     assert niqe["scorer"] == "niqe" and niqe["settings"]["patch_size"] == 96
     a = scorer_identity(create_scorer("dummy"))
     assert a["scorer"] == "dummy" and a == scorer_identity(create_scorer("dummy"))
+    remote = scorer_identity(create_scorer("openai", model="qwen", api_key="sk-do-not-store", base_url="http://h:8000/v1"))
+    assert remote["settings"]["model"] == "qwen" and remote["settings"]["base_url"] == "http://h:8000/v1"
+    assert "sk-do-not-store" not in json.dumps(remote)  # identities are written to disk: never a secret

@@ -113,3 +113,30 @@ def help_of(cls: type, name: str) -> str:
         if f.name == name:
             return str(f.metadata.get("help", ""))
     raise KeyError(name)
+
+
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def plain_settings(obj: Any) -> dict[str, Any]:
+    """An object's settings as plain data, for result-cache identities.
+
+    Its dataclass ``config`` when it has one, else its public attributes of
+    plain types (numbers, strings, paths, ``None``). Attributes whose name
+    suggests a secret (API keys, tokens) are never included.
+    """
+    cfg = getattr(obj, "config", None)
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        items = dataclasses.asdict(cfg).items()
+    else:
+        items = ((k, v) for k, v in vars(obj).items() if not k.startswith("_"))
+    out = {}
+    for k, v in sorted(items):
+        if any(w in k.lower() for w in SECRET_WORDS):
+            continue
+        if isinstance(v, Path):
+            v = str(v)
+        if v is None or isinstance(v, (bool, int, float, str, list, tuple, dict)):
+            out[k] = v
+    return out
+

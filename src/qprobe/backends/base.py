@@ -69,15 +69,20 @@ class Backend(ABC):
     def identity(self) -> dict[str, Any]:
         """What this scorer's outputs depend on, for result caches (``qprobe eval`` resumes).
 
-        The name, the class and the settings (``self.config`` when it is a
-        dataclass); a backend with a weight file adds its digest. Two
-        scorers with different identities never share cached predictions.
+        The name, the class and the settings (:func:`qprobe.config.plain_settings`:
+        ``self.config`` or the plain public attributes, never API keys); a
+        backend with a weight file adds its digest. Two scorers with
+        different identities never share cached predictions.
         """
         from qprobe import __version__
+        from qprobe.config import plain_settings
 
-        cfg = getattr(self, "config", None)
-        settings = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type) else None
-        return {"scorer": self.name, "class": type(self).__qualname__, "qprobe": __version__, "settings": settings}
+        return {
+            "scorer": self.name,
+            "class": type(self).__qualname__,
+            "qprobe": __version__,
+            "settings": plain_settings(self),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

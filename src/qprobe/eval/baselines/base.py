@@ -38,9 +38,9 @@ class Baseline(ABC):
     def identity(self) -> dict[str, Any]:
         """What the outputs depend on (for ``qprobe eval``'s result cache): name, version, parameters."""
         from qprobe import __version__
+        from qprobe.config import plain_settings
 
-        params = {k: v for k, v in sorted(vars(self).items()) if isinstance(v, (int, float, str, bool))}
-        return {"scorer": self.name, "class": type(self).__qualname__, "qprobe": __version__, "settings": params}
+        return {"scorer": self.name, "class": type(self).__qualname__, "qprobe": __version__, "settings": plain_settings(self)}
 
     def to_score(self, raw: float) -> float:
         sign = -1.0 if self.higher_is_better else 1.0
