@@ -48,12 +48,17 @@ class CalibrationConfig:
         default_factory=lambda: [0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5],
         metadata={"help": "Head thresholds tried (defect probability of a cell)."},
     )
-    min_cells: list[int] = field(default_factory=lambda: [4, 8, 12, 16], metadata={"help": "Minimum defect sizes tried (cells)."})
+    min_cells: list[int] = field(
+        default_factory=lambda: [4, 8, 12, 16], metadata={"help": "Minimum defect sizes tried (cells)."}
+    )
     agree: list[float] = field(
         default_factory=lambda: [0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5],
         metadata={"help": "Scan-agreement thresholds tried (the scan's own threshold is always tried too)."},
     )
-    max_fp: float = field(default=0.1, metadata={"help": "Most false boxes per clean and per depth-of-field image."})
+    max_fp: float = field(
+        default=0.1,
+        metadata={"help": "Most false boxes per negative image: observed per clean and per DoF image, and its 95% bound."},
+    )
     iou: float = field(default=0.3, metadata={"help": "IoU at which a found box matches a true defect."})
 
 
