@@ -298,10 +298,15 @@ def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
         save_weights(fw, out / "cv" / f"{k}.pt")
     atomic_write_json(out / "train_record.json", weights.meta)
     if cfg.install:
-        dest = default_weights_path()
-        shutil.copyfile(path, dest)
-        log(f"installed {path} -> {dest}")
+        _install(path, log)
     return path
+
+
+def _install(path: Path, log: Any) -> None:
+    """Copy a weight file over the package's shipped weights."""
+    dest = default_weights_path()
+    shutil.copyfile(path, dest)
+    log(f"installed {path} -> {dest}")
 
 
 def stage_calibrate(cfg: TrainClassicConfig, out: Path, log: Any) -> Path:
@@ -367,9 +372,7 @@ def stage_calibrate(cfg: TrainClassicConfig, out: Path, log: Any) -> Path:
         w.meta = {**w.meta, "calibration": summary}
         save_weights(w, file)
     if cfg.install:
-        dest = default_weights_path()
-        shutil.copyfile(path, dest)
-        log(f"installed {path} -> {dest}")
+        _install(path, log)
     return path
 
 
