@@ -95,6 +95,24 @@ def test_torn_last_line_is_repaired_on_resume(tmp_path):
     assert sorted(r["id"] for r in rows) == [f"img{i:03d}.jpg" for i in range(5)]
 
 
+def test_resume_with_another_scorer_moves_its_rows_aside(tmp_path):
+    src = tmp_path / "in"
+    write_images(src, 2)
+    out = tmp_path / "r.jsonl"
+    run_batch(_cfg(src, out))
+    ident = json.loads((tmp_path / "r.identity.json").read_text())
+    assert ident["scorer"] == "dummy" and "api_key" not in json.dumps(ident)
+    assert run_batch(_cfg(src, out)).skipped == 2  # same scorer: resumed
+    with pytest.warns(UserWarning, match="made by another"):
+        s = run_batch(_cfg(src, out, max_zooms=1))  # other settings: every image again
+    assert (s.scored, s.skipped) == (2, 0) and s.stale is not None
+    assert len(_rows(Path(s.stale))) == 2 and len(_rows(out)) == 2  # the old rows are kept aside
+    assert json.loads((tmp_path / "r.identity.json").read_text())["run"] == {"max_zooms": 1}
+    (tmp_path / "r.identity.json").unlink()  # an output from before identities: reused, with a warning
+    with pytest.warns(UserWarning, match="no record"):
+        assert run_batch(_cfg(src, out)).skipped == 2
+
+
 def test_foreign_or_duplicated_output_is_refused(tmp_path):
     out = tmp_path / "r.jsonl"
     out.write_text('{"score": 3}\n')

@@ -252,7 +252,7 @@ def test_predictions_without_identity_are_reused_with_a_warning(clive_rows: list
 
 
 def test_identities_of_builtin_scorers() -> None:
-    from qprobe.eval.runner import scorer_identity
+    from qprobe.identity import scorer_identity
 
     niqe = scorer_identity(create_scorer("niqe"))
     assert niqe["scorer"] == "niqe" and niqe["settings"]["patch_size"] == 96

@@ -18,10 +18,8 @@ decoded once and given to every scorer that still lacks it. Failures
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -29,9 +27,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from qprobe._fs import JsonlAppender, atomic_write_json, read_jsonl_tolerant
+from qprobe._fs import JsonlAppender, read_jsonl_tolerant
 from qprobe.errors import ImageLoadError
 from qprobe.eval.metrics import MetricReport, compute_metrics
+from qprobe.identity import check_identity, scorer_identity
 from qprobe.io import load_rgb
 from qprobe.manifest import ManifestRow
 from qprobe.types import Assessment
@@ -133,51 +132,6 @@ def _record(a: Assessment) -> dict[str, Any]:
     return rec
 
 
-def scorer_identity(scorer: Any) -> dict[str, Any] | None:
-    """``scorer.identity()`` as plain JSON data (``None`` for scorers without one)."""
-    fn = getattr(scorer, "identity", None)
-    if not callable(fn):
-        return None
-    return json.loads(json.dumps(fn(), sort_keys=True, default=str))
-
-
-def _check_identity(pred_path: Path, ident: dict[str, Any] | None) -> None:
-    """Keep cached predictions only for the scorer that made them.
-
-    ``<name>.identity.json`` beside the predictions records what made them
-    (settings, weight digest). When the scorer of this run differs (new
-    weights under the same name, other settings), the old predictions are
-    moved aside to ``<name>.stale-<time>.jsonl`` — kept, never reused — and
-    every image is scored again. Predictions from before identities were
-    recorded are reused with a warning.
-    """
-    if ident is None:
-        return
-    id_path = pred_path.with_name(pred_path.stem + ".identity.json")
-    has_preds = pred_path.is_file() and pred_path.stat().st_size > 0
-    if id_path.is_file():
-        try:
-            old = json.loads(id_path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if old != ident and has_preds:
-            stale = pred_path.with_name(f"{pred_path.stem}.stale-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-            pred_path.rename(stale)
-            warnings.warn(
-                f"{pred_path} was made by another {ident.get('scorer', 'scorer')} (other weights or settings): "
-                f"moved to {stale.name}, scoring every image again",
-                stacklevel=3,
-            )
-    elif has_preds:
-        warnings.warn(
-            f"{pred_path} has no record of the scorer that made it: reusing its predictions as they are "
-            "(delete the file to score again)",
-            stacklevel=3,
-        )
-        return
-    atomic_write_json(id_path, ident)
-
-
 def _load_done(path: Path, retry_failed: bool) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     for rec in read_jsonl_tolerant(path, repair=True):
@@ -237,7 +191,7 @@ def evaluate(
         built = _build(specs)  # cheap: every scorer loads its model on first use
         for n in names:
             p = out / "predictions" / f"{n}.jsonl"
-            _check_identity(p, scorer_identity(built[n]))
+            check_identity(p, scorer_identity(built[n]))
             done[n] = _load_done(p, retry_failed)
             appenders[n] = JsonlAppender(p)
     todo = [(r, [n for n in names if r.id not in done[n]]) for r in rows]

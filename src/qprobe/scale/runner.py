@@ -22,6 +22,7 @@ class BatchSummary:
     retried: int
     elapsed_s: float
     out: str
+    stale: str | None = None  # where rows of another scorer were moved (see qprobe.identity)
 
     @property
     def images_per_s(self) -> float:
@@ -72,10 +73,14 @@ class _Progress:
 
 def run_batch(cfg: BatchConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> BatchSummary:
     """Score every pending image of ``cfg.input`` into ``cfg.out``; see :mod:`qprobe.scale`."""
-    from qprobe.backends import BACKENDS
+    from qprobe.backends import BACKENDS, create_backend
+    from qprobe.identity import check_identity, scorer_identity
 
     BACKENDS.entry(cfg.backend)  # an unknown name fails here, with suggestions, before any work starts
     items = collect_items(cfg.input, recursive=cfg.recursive)
+    # rows of another scorer (new weights, other settings) are moved aside, not resumed; backends load lazily
+    ident = scorer_identity(create_backend(cfg.backend), max_zooms=cfg.max_zooms, seed=cfg.seed, max_pixels=cfg.max_pixels)
+    stale = check_identity(cfg.out, ident)
     log = ResultLog(cfg.out, retry_failed=cfg.retry_failed)
     pending = log.pending(items)
     skipped = len(items) - len(pending)
@@ -113,4 +118,5 @@ def run_batch(cfg: BatchConfig, on_row: Callable[[dict[str, Any]], None] | None 
         retried=log.retried,
         elapsed_s=time.perf_counter() - t0,
         out=str(log.path),
+        stale=None if stale is None else str(stale),
     )
