@@ -58,7 +58,7 @@ def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -
     res = CliRunner().invoke(
         app,
         ["train", "classic", "--out", str(out), "--clive", str(clive_dir), "--photos", str(photos_dir),
-         "--folds", "2", "--epochs", "1", "--max-clive", "12", "--max-photos", "1", "--variants", "1",
+         "--folds", "2", "--epochs", "1", "--max-clive", "12", "--max-photos", "1", "--variants", "1", "--head-crops", "8",
          "--fusion-images", "2", "--threads", "1"],
     )
     assert res.exit_code == 0, res.output

@@ -1,21 +1,20 @@
-"""Train the scan model and the dense defect head on benchmark builds.
+"""Train the scan model and the dense defect head.
 
-Data: ``qprobe.bench.builder.build`` run on the *training* photos only
-(clean copies, synthetic depth-of-field negatives, locally degraded
-variants); the held-out photos never reach this module.
+Data: the training photos only (the held-out photos never reach this module).
 
-* **Scan model** — per 32-px block context features
+* **Scan model** — trained on a ``qprobe.bench.builder.build`` of the
+  training photos (clean copies, synthetic depth-of-field negatives,
+  locally degraded variants): per 32-px block context features
   (:mod:`qprobe.backends.classic.scan`) → P(defect), a one-hidden-layer MLP.
   Blocks whose centre lies in a defect box's core are positives, blocks of
   clean and depth-of-field images and away from defects are negatives,
   blocks on the feathered border are ignored.
-* **Defect head** — crops made like the policy makes them (a defect box or a
-  random texture box, at least ``zoom_side`` px, enlarged 1.5x, at most
-  ``max_crop_side`` px for the network) → frozen stem → per-cell labels
-  (class of the defect whose core holds the cell centre, clean, or ignored
-  on the feather), trained with class-balanced cross-entropy plus a
-  severity regression on defect cells. The detection threshold is then
-  set so that negative crops (clean, DoF, undamaged areas) rarely fire.
+* **Defect head** — on crops synthesized fresh from the training photos and
+  from CLIVE photos (:mod:`qprobe.train_classic.synth`: made like the
+  policy's zooms, one visible defect or none, depth-of-field looks) → frozen
+  tap → per-cell labels, trained with class-balanced cross-entropy plus a
+  severity regression on defect cells. The detection threshold is then set
+  so that crops of CLIVE photos the head never saw rarely fire.
 """
 
 from __future__ import annotations
@@ -24,15 +23,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from qprobe.agent.cropping import CropConfig, context_box
 from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
 from qprobe.backends.classic.model import ClassicNet
-from qprobe.backends.classic.runtime import fit_side, to_batch
 from qprobe.backends.classic.scan import block_features, context_features
 from qprobe.io import load_rgb
 from qprobe.manifest import ManifestRow
@@ -43,20 +41,34 @@ FEATHER_FRAC = 0.12
 
 @dataclass
 class DetectorTrainConfig:
-    variants: int = field(default=6, metadata={"help": "Degraded variants per training photo."})
-    dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo."})
-    crops_per_defect: int = field(default=1, metadata={"help": "Positive crops per defect (each paired with clean/DoF crops)."})
-    negatives_per_image: int = field(default=2, metadata={"help": "Random crops per image (mostly clean)."})
+    variants: int = field(default=6, metadata={"help": "Degraded variants per training photo (benchmark: scan model, fusion)."})
+    dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo (benchmark)."})
+    crops_per_photo: int = field(
+        default=300, metadata={"help": "Synthesized defect-head crops per training photo (train_classic/synth.py)."}
+    )
+    crops_per_clive_image: int = field(
+        default=4, metadata={"help": "Synthesized defect-head crops per CLIVE photo (content diversity)."}
+    )
+    clive_holdout_every: int = field(
+        default=5,
+        metadata={"help": "Every n-th CLIVE photo is kept out of the head's training; its crops set the threshold."},
+    )
+    visible_delta: float = field(
+        default=1.5, metadata={"help": "Mean change (grey levels) a cell needs to be labelled damaged; less: ignored."}
+    )
     recompress: float = field(
         default=0.3,
-        metadata={"help": "Share of photo groups re-encoded as JPEG (quality 55-90) as a whole: uniform compression is not a local defect."},
+        metadata={"help": "Share of photo crops cut from a JPEG re-encoding (quality 55-90) of the whole photo: uniform compression is not a local defect."},
     )
-    min_severity: int = field(default=2, metadata={"help": "Defects below this severity are ignored in the labels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom side (as the policy)."})
     max_crop_side: int = field(default=512, metadata={"help": "Network input cap (as the policy)."})
     view_long_side: int = field(default=512, metadata={"help": "Global view side (sets the min crop side)."})
-    epochs: int = field(default=15, metadata={"help": "Passes of the defect head over the cached crops."})
-    max_fp_per_crop: float = field(default=0.01, metadata={"help": "Target false detections per negative crop."})
+    epochs: int = field(default=8, metadata={"help": "Passes of the defect head over the cached crops."})
+    batch_size: int = field(default=8, metadata={"help": "Crops per step (of equal shape)."})
+    lr: float = field(default=2e-3, metadata={"help": "Peak learning rate of the defect head (one-cycle)."})
+    max_fp_per_crop: float = field(
+        default=0.01, metadata={"help": "Target false detections per negative crop of the held-out CLIVE photos."}
+    )
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
 
@@ -64,41 +76,6 @@ def core_box(box: Box) -> Box:
     """The part of a defect box not on its feathered border."""
     f = FEATHER_FRAC * min(box.width, box.height)
     return Box(box.x1 + f, box.y1 + f, max(box.x1 + f, box.x2 - f), max(box.y1 + f, box.y2 - f))
-
-
-def cell_labels(
-    grid: tuple[int, int], crop_box: Box, row: ManifestRow, classes: list[str], min_severity: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """(class index per cell, -1 = ignore; severity per cell) for a crop's h x w grid.
-
-    Defects below ``min_severity`` (barely visible) are ignored, not taught as positives.
-    """
-    h, w = grid
-    sx, sy = crop_box.width / w, crop_box.height / h
-    cx = crop_box.x1 + (np.arange(w) + 0.5) * sx
-    cy = crop_box.y1 + (np.arange(h) + 0.5) * sy
-    labels = np.zeros((h, w), np.int64)
-    sev = np.zeros((h, w), np.float32)
-    for d in row.defects:
-        b = d.bbox
-        core = core_box(b)
-        inside = (cy[:, None] >= b.y1) & (cy[:, None] < b.y2) & (cx[None, :] >= b.x1) & (cx[None, :] < b.x2)
-        in_core = (cy[:, None] >= core.y1) & (cy[:, None] < core.y2) & (cx[None, :] >= core.x1) & (cx[None, :] < core.x2)
-        k = classes.index(d.type) if d.type in classes else -1
-        if (d.severity or 3) < min_severity:
-            labels[inside] = -1
-            continue
-        labels[inside & ~in_core] = -1
-        labels[in_core] = k
-        sev[in_core] = float(d.severity or 3)
-    return labels, sev
-
-
-def _random_box(rng: np.random.Generator, w: int, h: int, side: int) -> Box:
-    s = min(side, w, h)
-    x = float(rng.uniform(0, w - s))
-    y = float(rng.uniform(0, h - s))
-    return Box(x, y, x + s, y + s)
 
 
 def _proposal_box(rng: np.random.Generator, b: Box, side: int, w: int, h: int) -> Box:
@@ -120,98 +97,48 @@ class CropSample:
     kind: str  # clean / dof / degraded
 
 
-@torch.no_grad()
-def collect_crops(net: ClassicNet, rows: list[ManifestRow], classes: list[str], cfg: DetectorTrainConfig) -> list[CropSample]:
-    """Crops made like the policy's, with *paired* negatives.
-
-    Defects are injected into texture-rich regions, so a detector trained
-    against random negatives learns "texture means damage". Every crop of a
-    defect is therefore paired with the crop of the same box in the clean
-    copy and in the depth-of-field copies of the same photo (same content,
-    no defect; DoF adds natural blur), plus ``negatives_per_image`` random
-    crops per image. A share of photo groups is re-encoded as JPEG as a
-    whole first (the same quality for every image of the group): real
-    "pristine" photos are compressed, and compression all over the image is
-    not a local defect.
-    """
-    rng = np.random.default_rng(cfg.seed)
-    crop_cfg = CropConfig()
-    out: list[CropSample] = []
-    t0 = time.time()
-    groups: dict[str, list[ManifestRow]] = {}
-    for row in rows:
-        groups.setdefault(row.source_id or row.id, []).append(row)
-    done = 0
-    for group in groups.values():
-        quality = int(rng.integers(55, 91)) if rng.random() < cfg.recompress else 0
-
-        def read(r: ManifestRow) -> np.ndarray:
-            return _recompress(load_rgb(r.path), quality) if quality else load_rgb(r.path)
-
-        negatives = [r for r in group if str(r.extra.get("kind")) in ("clean", "dof")]
-        neg_pixels = [(r, read(r)) for r in negatives]
-        for row in group:
-            img = read(row)
-            h, w = img.shape[:2]
-            view_scale = min(1.0, cfg.view_long_side / max(w, h))
-            boxes = [
-                _proposal_box(rng, d.bbox, cfg.zoom_side, w, h) for d in row.defects for _ in range(cfg.crops_per_defect)
-            ]
-            sources = [(row, img, b) for b in boxes]
-            sources += [(nr, npix, b) for b in boxes for nr, npix in neg_pixels if npix.shape == img.shape]
-            sources += [(row, img, _random_box(rng, w, h, cfg.zoom_side)) for _ in range(cfg.negatives_per_image)]
-            for src_row, pixels, req in sources:
-                eff = context_box(req, (w, h), crop_cfg, view_scale)
-                x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
-                pix = fit_side(pixels[y1:y2, x1:x2], cfg.max_crop_side)
-                tap = net.tap(to_batch(pix)).half()
-                labels, sev = cell_labels(net.defect_grid(tap.shape[2:]), eff, src_row, classes, cfg.min_severity)
-                kind = str(src_row.extra.get("kind", "?"))
-                out.append(CropSample(tap, labels, sev, not (labels > 0).any(), kind))
-            done += 1
-            if done % 10 == 0:
-                print(f"  detector crops: {done}/{len(rows)} images, {len(out)} crops ({time.time() - t0:.0f}s)", flush=True)
-    return out
+def _batches(samples: list[CropSample], size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled mini-batches of crops whose stems have the same shape (stacked without padding)."""
+    buckets: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(samples):
+        buckets.setdefault(tuple(s.stem.shape), []).append(i)
+    out: list[list[int]] = []
+    for idx in buckets.values():
+        perm = [idx[int(j)] for j in rng.permutation(len(idx))]
+        out += [perm[k : k + size] for k in range(0, len(perm), size)]
+    return [out[int(j)] for j in rng.permutation(len(out))]
 
 
-def _recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainConfig) -> None:
-    """Train ``net.defect`` in place on cached crop stems."""
+def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainConfig, log: Any = print) -> None:
+    """Train ``net.defect`` in place on cached crop stems (mini-batches of equal-shape crops, one-cycle lr)."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_cls = len(net.config.classes)
     counts = np.bincount(np.concatenate([s.labels[s.labels >= 0] for s in samples]), minlength=n_cls).astype(np.float64)
     weight = torch.tensor((counts.sum() / np.maximum(counts, 1.0) / n_cls) ** 0.5, dtype=torch.float32)
     ce = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
-    opt = torch.optim.AdamW(net.defect.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(net.defect.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    per_epoch = len(_batches(samples, cfg.batch_size, np.random.default_rng(0)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * per_epoch), pct_start=0.1)
     net.defect.train()
+    t0 = time.time()
     for epoch in range(cfg.epochs):
         losses = []
-        for i in rng.permutation(len(samples)):
-            s = samples[int(i)]
-            out = net.defect_logits(s.stem.float())
-            y = torch.from_numpy(s.labels).unsqueeze(0)
+        for batch in _batches(samples, cfg.batch_size, rng):
+            out = net.defect_logits(torch.cat([samples[i].stem for i in batch]).float())
+            y = torch.from_numpy(np.stack([samples[i].labels for i in batch]))
             loss = ce(out[:, :n_cls], y)
-            pos = torch.from_numpy(s.labels > 0)
+            pos = y > 0
             if pos.any():
-                sev_pred = 1.0 + 4.0 * torch.sigmoid(out[0, n_cls])
-                loss = loss + 0.1 * ((sev_pred - torch.from_numpy(s.severity)) ** 2)[pos].mean()
+                sev_pred = 1.0 + 4.0 * torch.sigmoid(out[:, n_cls])
+                sev = torch.from_numpy(np.stack([samples[i].severity for i in batch]))
+                loss = loss + 0.1 * ((sev_pred - sev) ** 2)[pos].mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(float(loss.detach()))
-        if (epoch + 1) % 10 == 0 or epoch == 0:
-            print(f"  defect head epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.4f}", flush=True)
+        log(f"  defect head epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)")
     net.defect.eval()
 
 
@@ -229,7 +156,7 @@ def choose_threshold(
         maps.append((softmax(out[:n_cls], axis=0), s))
     table = []
     for min_cells in (2, 4, 8):
-        for t in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995):
+        for t in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999):
             settings = DetectorSettings(threshold=float(t), min_cells=min_cells)
             fp = neg = hit = pos = 0
             for probs, s in maps:

@@ -42,6 +42,7 @@ from qprobe.backends.classic.weights import ClassicWeights, default_weights_path
 from qprobe.train_classic.calibrate import CalibrationConfig
 from qprobe.train_classic.detector import DetectorTrainConfig
 from qprobe.train_classic.regressor import RegressorConfig
+
 STAGES = ("regressor", "detector", "assemble", "calibrate")
 DEFAULT_HOLDOUT: list[str] = []  # every shared photo trains; held-out evaluation uses other photos (README)
 
@@ -116,7 +117,7 @@ def _metrics(pred: list[float], mos: list[float]) -> dict[str, float]:
     from qprobe.eval.metrics import plcc, srcc
 
     p, m = np.asarray(pred), np.asarray(mos)
-    return {"srcc": round(float(srcc(p, m)), 4), "plcc": round(float(plcc(p, m)), 4), "n": int(len(p))}
+    return {"srcc": round(float(srcc(p, m)), 4), "plcc": round(float(plcc(p, m)), 4), "n": len(p)}
 
 
 
@@ -227,10 +228,16 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     info["scan"] = {"block_recall": scan["block_recall"], "threshold": scan["threshold"], "seconds": round(time.time() - t0, 1)}
     t0 = time.time()
     net.eval()
-    samples = det.collect_crops(net, rows, list(net.config.classes), cfg.detector)
-    det.train_head(net, samples, cfg.detector)
-    threshold, min_cells, stats = det.choose_threshold(net, samples, cfg.detector.max_fp_per_crop)
-    info["defect_head"] = {**stats, "crops": len(samples), "seconds": round(time.time() - t0, 1)}
+    samples, check, clive_info = _head_crops(cfg, net, photos, log)
+    det.train_head(net, samples, cfg.detector, log)
+    threshold, min_cells, stats = det.choose_threshold(net, check or samples, cfg.detector.max_fp_per_crop)
+    info["defect_head"] = {
+        **stats,
+        "crops": len(samples),
+        "threshold_crops": len(check) if check else "training crops (no held-out CLIVE photo)",
+        **clive_info,
+        "seconds": round(time.time() - t0, 1),
+    }
     torch.save(
         {
             "defect": {k: v.detach().clone() for k, v in net.defect.state_dict().items()},
@@ -243,6 +250,39 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     atomic_write_json(out / "detector.json", info)
     log(f"[detector] {json.dumps(info)}")
     return info
+
+
+def _head_crops(
+    cfg: TrainClassicConfig, net: ClassicNet, photos: list[Path], log: Any
+) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Synthesized crops for the defect head: (training crops, threshold crops, what was used).
+
+    Training: ``crops_per_photo`` crops of each training photo and
+    ``crops_per_clive_image`` of each CLIVE photo but every
+    ``clive_holdout_every``-th; the threshold is chosen on the crops of
+    those held-out CLIVE photos (:mod:`qprobe.train_classic.synth`).
+    """
+    from qprobe.train_classic import synth
+    from qprobe.train_classic.clive import read_clive
+    from qprobe.train_classic.detector import FEATHER_FRAC
+
+    d = cfg.detector
+    maker = synth.CropMaker(net, list(net.config.classes), d.visible_delta, d.max_crop_side, FEATHER_FRAC)
+    rng = np.random.default_rng(d.seed)
+    samples = synth.photo_crops(
+        maker, photos, d.crops_per_photo, rng, recompress_share=d.recompress, zoom_side=d.zoom_side,
+        view_long_side=d.view_long_side, log=log,
+    )
+    clive_rows = read_clive(cfg.clive) if d.crops_per_clive_image > 0 else []
+    if cfg.max_clive:
+        clive_rows = clive_rows[: cfg.max_clive]
+    every = d.clive_holdout_every
+    held = [Path(r.path) for i, r in enumerate(clive_rows) if every > 0 and i % every == 0]
+    train = [Path(r.path) for i, r in enumerate(clive_rows) if not (every > 0 and i % every == 0)]
+    samples += synth.clive_crops(maker, train, d.crops_per_clive_image, rng, log=log)
+    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log)
+    used = {"clive_train_photos": len(train), "clive_threshold_photos": len(held)}
+    return samples, check, used
 
 
 def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any) -> Path:

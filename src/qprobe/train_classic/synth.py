@@ -1,0 +1,252 @@
+"""Synthesized training crops for the dense defect head.
+
+A benchmark build gives a few defects per photo; the head needs many, on
+varied content, and many clean crops of content it has not memorised. Here
+every crop is made fresh, the way the policy will see it:
+
+* **Photo crops** (the training photos, full resolution): a texture-rich
+  region is drawn as the benchmark draws it
+  (:func:`~qprobe.bench.regions.select_regions`), the policy's zoom box
+  around it is jittered and enlarged for context
+  (:func:`~qprobe.agent.cropping.context_box`), and that window gets one
+  registered degradation at a random severity inside the region (feathered,
+  :func:`~qprobe.bench.inject.apply_local`), or stays clean, or gets a
+  depth-of-field look (a smooth blur that grows away from a subject, as a
+  whole photo's depth of field looks inside one window), or both. A share
+  of photos is re-encoded as JPEG as a whole: compression all over the
+  image is not a local defect.
+* **CLIVE crops**: the same on the CLIVE photos (820 scenes instead of
+  14). Their authentic distortions cover the whole photo, so they are
+  "clean" for a *local* detector: the head learns that what differs from
+  the surroundings is damage, not what looks worse than a pristine photo.
+  A fixed share of CLIVE images is kept out of training; the detection
+  threshold is chosen on their crops (content the head never saw).
+
+Labels per cell of the head's grid: the degradation's class where the
+cell centre lies in the core of the region *and* the degradation visibly
+changed the cell (mean change ≥ ``visible_delta`` grey levels: a blur over
+a flat patch changes nothing and is not taught as damage), ignored on the
+feathered border and where the change is invisible, clean elsewhere.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qprobe.agent.cropping import CropConfig, context_box
+from qprobe.backends.classic.model import ClassicNet
+from qprobe.backends.classic.runtime import fit_side, to_batch
+from qprobe.bench.dof import apply_dof
+from qprobe.bench.inject import apply_local
+from qprobe.bench.regions import select_regions, texture_map
+from qprobe.io import load_rgb
+from qprobe.types import Box
+
+KINDS = ("degraded", "clean", "dof", "dof+degraded")
+
+
+def _luma(a: np.ndarray) -> np.ndarray:
+    f = a.astype(np.float32)
+    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+
+
+def cell_change(before: np.ndarray, after: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Mean visible change per cell of an ``h x w`` grid laid over the window (grey levels).
+
+    Luma difference plus half the mean colour difference, so a chroma-only
+    defect (chroma noise) also counts.
+    """
+    gh, gw = grid
+    hgt, wid = before.shape[:2]
+    d = np.abs(_luma(after) - _luma(before))
+    d += 0.5 * np.abs(after.astype(np.float32) - before.astype(np.float32)).mean(axis=2)
+    ys = np.minimum((np.arange(hgt) * gh) // hgt, gh - 1)
+    xs = np.minimum((np.arange(wid) * gw) // wid, gw - 1)
+    total = np.zeros((gh, gw), np.float64)
+    np.add.at(total, (ys[:, None], xs[None, :]), d)
+    count = np.bincount(ys, minlength=gh)[:, None] * np.bincount(xs, minlength=gw)[None, :]
+    return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+def window_labels(
+    grid: tuple[int, int],
+    size: tuple[int, int],
+    box: Box | None,
+    class_index: int,
+    severity: int,
+    change: np.ndarray | None,
+    visible_delta: float,
+    feather_frac: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class per cell, -1 = ignore; severity per cell) of a window with at most one defect ``box``."""
+    gh, gw = grid
+    labels = np.zeros((gh, gw), np.int64)
+    sev = np.zeros((gh, gw), np.float32)
+    if box is None:
+        return labels, sev
+    wid, hgt = size
+    cx = (np.arange(gw) + 0.5) * wid / gw
+    cy = (np.arange(gh) + 0.5) * hgt / gh
+    f = feather_frac * min(box.width, box.height)
+    inside = (cy[:, None] >= box.y1) & (cy[:, None] < box.y2) & (cx[None, :] >= box.x1) & (cx[None, :] < box.x2)
+    core = (
+        (cy[:, None] >= box.y1 + f) & (cy[:, None] < box.y2 - f) & (cx[None, :] >= box.x1 + f) & (cx[None, :] < box.x2 - f)
+    )
+    visible = np.ones_like(core) if change is None else change >= visible_delta
+    labels[inside] = -1
+    labels[core & visible] = class_index
+    sev[core] = float(severity)
+    return labels, sev
+
+
+def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def dof_window(win: np.ndarray, rng: np.random.Generator, max_sigma: float, falloff: float) -> np.ndarray:
+    """A depth-of-field look on a window: blur growing smoothly away from a subject that may lie outside it."""
+    h, w = win.shape[:2]
+    side = rng.uniform(0.1, 0.5) * min(w, h)
+    sx, sy = rng.uniform(-1.5, 2.5) * w, rng.uniform(-1.5, 2.5) * h
+    return apply_dof(win, Box(sx, sy, sx + side, sy + side), max_sigma=max_sigma, falloff=falloff).image
+
+
+class CropMaker:
+    """Turns (window, optional defect) into a :class:`~qprobe.train_classic.detector.CropSample`."""
+
+    def __init__(self, net: ClassicNet, classes: Sequence[str], visible_delta: float, max_side: int, feather_frac: float):
+        self.net = net
+        self.classes = list(classes)
+        self.names = [c for c in self.classes if c != "clean"]
+        self.visible_delta = visible_delta
+        self.max_side = max_side
+        self.feather_frac = feather_frac
+
+    def degrade(
+        self, win: np.ndarray, region: Box | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, Box | None, str | None, int]:
+        """One random degradation at a random severity inside ``region`` (window pixels)."""
+        if region is None:
+            return win, None, None, 0
+        box = region.clip(win.shape[1], win.shape[0])
+        if box.width < 16 or box.height < 16:
+            return win, None, None, 0
+        name = self.names[int(rng.integers(len(self.names)))]
+        severity = int(rng.integers(1, 6))
+        res = apply_local(win, box, name, severity, rng, feather_frac=self.feather_frac)
+        return res.image, res.defect.bbox, name, severity
+
+    @torch.no_grad()
+    def sample(self, win: np.ndarray, clean: np.ndarray, box: Box | None, name: str | None, severity: int, kind: str) -> Any:
+        from qprobe.train_classic.detector import CropSample
+
+        tap = self.net.tap(to_batch(fit_side(win, self.max_side))).half()
+        grid = self.net.defect_grid(tap.shape[2:])
+        change = cell_change(clean, win, grid) if box is not None else None
+        k = self.classes.index(name) if name is not None else 0
+        labels, sev = window_labels(
+            grid, (win.shape[1], win.shape[0]), box, k, severity, change, self.visible_delta, self.feather_frac
+        )
+        return CropSample(tap, labels, sev, not (labels > 0).any(), kind)
+
+
+def _kind(rng: np.random.Generator, p: Sequence[float]) -> str:
+    return str(KINDS[int(rng.choice(len(KINDS), p=np.asarray(p) / np.sum(p)))])
+
+
+def photo_crops(
+    maker: CropMaker,
+    photos: Sequence[Path],
+    per_photo: int,
+    rng: np.random.Generator,
+    kind_p: Sequence[float] = (0.55, 0.2, 0.15, 0.1),
+    recompress_share: float = 0.3,
+    zoom_side: int = 320,
+    view_long_side: int = 512,
+    log: Callable[[str], None] | None = None,
+) -> list[Any]:
+    """``per_photo`` crops of each full-resolution training photo (see the module docstring)."""
+    from qprobe.train_classic.detector import _proposal_box
+
+    crop_cfg = CropConfig()
+    out: list[Any] = []
+    t0 = time.time()
+    for n, path in enumerate(photos):
+        base = load_rgb(path)
+        h, w = base.shape[:2]
+        versions = [base, recompress(base, int(rng.integers(55, 91)))]
+        tex = texture_map(base)
+        view_scale = min(1.0, view_long_side / max(w, h))
+        diag = math.hypot(w, h)
+        dof_sigma = max(1.5, 0.0025 * max(w, h))  # the benchmark's depth-of-field strength
+        for _ in range(per_photo):
+            img = versions[1] if rng.random() < recompress_share else versions[0]
+            kind = _kind(rng, kind_p)
+            regions = select_regions(tex, 1, rng)
+            if not regions:
+                continue
+            region = regions[0].box
+            eff = context_box(_proposal_box(rng, region, zoom_side, w, h), (w, h), crop_cfg, view_scale)
+            x1, y1, x2, y2 = (int(v) for v in eff.to_list(None))
+            win = np.array(img[y1:y2, x1:x2])
+            if kind.startswith("dof"):
+                falloff = 0.35 * diag / math.hypot(*win.shape[:2]) * rng.uniform(0.3, 1.0)
+                win = dof_window(win, rng, dof_sigma * rng.uniform(0.6, 1.0), falloff)
+            local = Box(region.x1 - x1, region.y1 - y1, region.x2 - x1, region.y2 - y1)
+            target = local if kind.endswith("degraded") else None
+            bad, box, name, sev = maker.degrade(win, target, rng)
+            out.append(maker.sample(bad, win, box, name, sev, kind))
+        if log is not None:
+            log(f"  synthesized crops: {n + 1}/{len(photos)} photos, {len(out)} crops ({time.time() - t0:.0f}s)")
+    return out
+
+
+def clive_crops(
+    maker: CropMaker,
+    images: Sequence[Path],
+    per_image: int,
+    rng: np.random.Generator,
+    kind_p: Sequence[float] = (0.45, 0.35, 0.1, 0.1),
+    log: Callable[[str], None] | None = None,
+) -> list[Any]:
+    """``per_image`` crops of each (small) CLIVE photo: whole, or a random square sub-window."""
+    out: list[Any] = []
+    t0 = time.time()
+    for n, path in enumerate(images):
+        img = load_rgb(path)
+        h, w = img.shape[:2]
+        for _ in range(per_image):
+            kind = _kind(rng, kind_p)
+            win = img
+            if rng.random() < 0.3 and min(h, w) > 400:
+                s = int(rng.uniform(320, min(h, w)))
+                y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+                win = img[y0 : y0 + s, x0 : x0 + s]
+            win = np.array(win)
+            if kind.startswith("dof"):
+                win = dof_window(win, rng, rng.uniform(1.5, 5.0), rng.uniform(0.3, 1.0))
+            region = None
+            if kind.endswith("degraded"):
+                regions = select_regions(texture_map(win, analysis_side=256), 1, rng, min_area=0.02, max_area=0.25)
+                region = regions[0].box if regions else None
+            bad, box, name, sev = maker.degrade(win, region, rng)
+            out.append(maker.sample(bad, win, box, name, sev, kind))
+        if log is not None and ((n + 1) % 100 == 0 or n + 1 == len(images)):
+            log(f"  CLIVE crops: {n + 1}/{len(images)} images, {len(out)} crops ({time.time() - t0:.0f}s)")
+    return out
+
+
+__all__ = ["CropMaker", "cell_change", "clive_crops", "dof_window", "photo_crops", "recompress", "window_labels"]

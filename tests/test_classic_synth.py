@@ -1,0 +1,76 @@
+"""Synthesized defect-head crops (train_classic/synth.py): labels, visibility, crop shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from qprobe.train_classic.synth import CropMaker, cell_change, clive_crops, photo_crops, window_labels  # noqa: E402
+from qprobe.types import Box  # noqa: E402
+
+from conftest import make_texture  # noqa: E402
+
+
+def test_cell_change_is_the_mean_change_per_cell() -> None:
+    before = np.zeros((64, 96, 3), np.uint8)
+    after = before.copy()
+    after[:32, :48] = 10  # top-left quarter changes by 10 grey levels in every channel
+    ch = cell_change(before, after, (2, 3))
+    # luma change 10 + half the mean colour change 10 = 15 where a cell lies inside the changed quarter
+    assert ch[0, 0] == pytest.approx(15.0, abs=1e-3)
+    assert ch[0, 1] == pytest.approx(7.5, abs=1e-3)  # half of the middle column's pixels changed
+    assert ch[1].max() == 0 and ch[0, 2] == 0
+
+
+def test_window_labels_core_feather_and_invisible_cells() -> None:
+    grid, size = (10, 10), (100, 100)  # 10-px cells
+    box = Box(20, 20, 80, 80)  # feather 0.12 * 60 = 7.2 px: core 27.2 .. 72.8
+    visible = np.full(grid, 5.0, np.float32)
+    visible[5, 5] = 0.5  # one core cell the degradation did not visibly change
+    labels, sev = window_labels(grid, size, box, 3, 4, visible, 1.5, 0.12)
+    assert labels[0, 0] == 0 and labels[9, 9] == 0  # outside: clean
+    assert labels[2, 2] == -1  # centre 25: inside the box, on the feather: ignored
+    assert labels[3, 3] == 3 and labels[6, 6] == 3 and sev[4, 4] == 4  # core
+    assert labels[5, 5] == -1  # invisible change: ignored, not taught as damage
+    assert labels[7, 7] == -1  # centre 75: on the feather
+    clean, _ = window_labels(grid, size, None, 3, 4, None, 1.5, 0.12)
+    assert not clean.any()
+
+
+@pytest.fixture(scope="module")
+def maker() -> CropMaker:
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.bench.degradations import list_degradations
+
+    net = ClassicNet(NetConfig(split=14, classes=["clean", *list_degradations()])).eval()
+    return CropMaker(net, net.config.classes, visible_delta=1.5, max_side=256, feather_frac=0.12)
+
+
+def test_photo_and_clive_crops(maker: CropMaker, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    Image.fromarray(make_texture(900, 1200, seed=3)).save(photo)
+    small = tmp_path / "c.png"
+    Image.fromarray(make_texture(300, 300, seed=4)).save(small)
+    rng = np.random.default_rng(0)
+    crops = photo_crops(maker, [photo], 12, rng, zoom_side=160, view_long_side=256)
+    crops += clive_crops(maker, [small], 8, rng)
+    assert len(crops) == 20
+    kinds = {c.kind for c in crops}
+    assert kinds <= {"degraded", "clean", "dof", "dof+degraded"} and "degraded" in kinds
+    n_cls = len(maker.classes)
+    for c in crops:
+        h, w = c.labels.shape
+        assert (h, w) == maker.net.defect_grid(c.stem.shape[2:])
+        assert c.labels.min() >= -1 and c.labels.max() < n_cls
+        assert c.negative == (not (c.labels > 0).any())
+        if c.kind in ("clean", "dof"):
+            assert c.negative and not (c.labels < 0).any()  # no defect: every cell is a clean example
+    assert any(not c.negative for c in crops)  # some injected defects are visible
+    again = photo_crops(maker, [photo], 12, np.random.default_rng(0), zoom_side=160, view_long_side=256)
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(again, crops[:12]))  # seeded
