@@ -176,3 +176,17 @@ def test_runtime_global_score_is_the_cross_validated_five_crop_prediction(tmp_pa
     model = ClassicModel.load(path, score_crop=320)
     assert model.score(rgb) == pytest.approx(float(five[0]), abs=1e-4)
     assert ClassicModel.load(path, score_crop=0).score(rgb) == pytest.approx(float(whole[0]), abs=1e-4)
+
+
+def test_train_classic_cli_honours_the_config_files_out(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from qprobe.cli.main import app
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"out: {tmp_path / 'from_config'}\nstages: [calibrate]\n")
+    res = CliRunner().invoke(app, ["train", "classic", "--config", str(recipe)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "from_config" / "config.yaml").is_file()  # not the --out default
+    res = CliRunner().invoke(app, ["train", "classic", "--config", str(recipe), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0 and (tmp_path / "cli" / "config.yaml").is_file()  # the option wins

@@ -11,7 +11,9 @@ import typer
 def register(train_app: typer.Typer) -> None:
     @train_app.command("classic")
     def train_classic(
-        out: Path = typer.Option(Path("runs/classic"), "--out", help="Output folder (a re-run reuses its cached CLIVE stems and benchmark build)."),
+        out: Optional[Path] = typer.Option(
+            None, "--out", help="Output folder, default runs/classic (a re-run reuses its cached CLIVE stems and benchmark build)."
+        ),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML recipe (fields of TrainClassicConfig)."),
         clive: Optional[Path] = typer.Option(None, "--clive", help="CLIVE folder (labels.csv + images/)."),
         photos: Optional[Path] = typer.Option(None, "--photos", help="Pristine photos for the training benchmark."),
@@ -47,7 +49,7 @@ def register(train_app: typer.Typer) -> None:
         from qprobe.train_classic.run import TrainClassicConfig, run
 
         top: dict[str, Any] = {
-            "out": str(out),
+            "out": None if out is None else str(out),  # unset: the --config file's out, else runs/classic
             "clive": None if clive is None else str(clive),
             "photos": None if photos is None else str(photos),
             "folds": folds,
