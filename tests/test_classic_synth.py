@@ -74,3 +74,32 @@ def test_photo_and_clive_crops(maker: CropMaker, tmp_path: Path) -> None:
     assert any(not c.negative for c in crops)  # some injected defects are visible
     again = photo_crops(maker, [photo], 12, np.random.default_rng(0), zoom_side=160, view_long_side=256)
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(again, crops[:12]))  # seeded
+
+
+def test_cell_change_block_sums_match_the_scatter_reference() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    for grid in ((7, 5), (13, 9), (101, 77)):
+        gh, gw = grid
+        d = np.abs(0.299 * (b[..., 0].astype(np.float32) - a[..., 0]) + 0.587 * (b[..., 1].astype(np.float32) - a[..., 1])
+                   + 0.114 * (b[..., 2].astype(np.float32) - a[..., 2]))
+        d += 0.5 * np.abs(b.astype(np.float32) - a.astype(np.float32)).mean(axis=2)
+        ys = np.minimum((np.arange(101) * gh) // 101, gh - 1)
+        xs = np.minimum((np.arange(77) * gw) // 77, gw - 1)
+        ref = np.zeros(grid)
+        np.add.at(ref, (ys[:, None], xs[None, :]), d)
+        ref /= np.bincount(ys, minlength=gh)[:, None] * np.bincount(xs, minlength=gw)[None, :]
+        np.testing.assert_allclose(cell_change(a, b, grid), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_crop_maker_tap_equals_the_network_tap(maker: CropMaker) -> None:
+    import torch
+
+    from qprobe.backends.classic.runtime import to_batch
+
+    win = make_texture(200, 240, seed=5)
+    s = maker.sample(win, win, None, None, 0, "clean")
+    with torch.no_grad():
+        ref = maker.net.tap(to_batch(win))
+    torch.testing.assert_close(s.stem.float(), ref, atol=2e-2, rtol=1e-2)  # fp16 storage
