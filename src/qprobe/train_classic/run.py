@@ -8,9 +8,10 @@
    fold split files are written to ``out/cv``.
 4. The final regressor on all CLIVE images.
 5. A benchmark built from the training photos (every photo of
-   ``../shared/data/photos`` by default; ``holdout_photos`` are skipped),
-   then the scan model and the dense defect head on it, with a detection
-   threshold for few false positives.
+   ``../shared/data/photos`` by default; ``holdout_photos`` are skipped)
+   and the scan model on it; the dense defect head on crops synthesized
+   from those photos and from CLIVE (:mod:`~qprobe.train_classic.synth`),
+   its threshold set on crops of CLIVE photos it never saw.
 6. Fusion weights fitted on benchmark images scored by the full pipeline.
 7. ``out/classic.pt`` (fp16) with the training record in its ``meta``; with
    ``install`` it is also copied over the package's shipped weights.
