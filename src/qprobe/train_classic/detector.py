@@ -72,9 +72,9 @@ class DetectorTrainConfig:
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
 
-def core_box(box: Box) -> Box:
+def core_box(box: Box, feather_frac: float = FEATHER_FRAC) -> Box:
     """The part of a defect box not on its feathered border."""
-    f = FEATHER_FRAC * min(box.width, box.height)
+    f = feather_frac * min(box.width, box.height)
     return Box(box.x1 + f, box.y1 + f, max(box.x1 + f, box.x2 - f), max(box.y1 + f, box.y2 - f))
 
 

@@ -37,7 +37,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +49,7 @@ from qprobe.bench.dof import apply_dof
 from qprobe.bench.inject import apply_local
 from qprobe.bench.regions import select_regions, texture_map
 from qprobe.io import load_rgb
+from qprobe.train_classic.detector import CropSample, _proposal_box, core_box
 from qprobe.types import Box
 
 KINDS = ("degraded", "clean", "dof", "dof+degraded")
@@ -101,11 +101,9 @@ def window_labels(
     wid, hgt = size
     cx = (np.arange(gw) + 0.5) * wid / gw
     cy = (np.arange(gh) + 0.5) * hgt / gh
-    f = feather_frac * min(box.width, box.height)
+    c = core_box(box, feather_frac)
     inside = (cy[:, None] >= box.y1) & (cy[:, None] < box.y2) & (cx[None, :] >= box.x1) & (cx[None, :] < box.x2)
-    core = (
-        (cy[:, None] >= box.y1 + f) & (cy[:, None] < box.y2 - f) & (cx[None, :] >= box.x1 + f) & (cx[None, :] < box.x2 - f)
-    )
+    core = (cy[:, None] >= c.y1) & (cy[:, None] < c.y2) & (cx[None, :] >= c.x1) & (cx[None, :] < c.x2)
     visible = np.ones_like(core) if change is None else change >= visible_delta
     labels[inside] = -1
     labels[core & visible] = class_index
@@ -162,9 +160,7 @@ class CropMaker:
         return res.image, res.defect.bbox, name, severity
 
     @torch.no_grad()
-    def sample(self, win: np.ndarray, clean: np.ndarray, box: Box | None, name: str | None, severity: int, kind: str) -> Any:
-        from qprobe.train_classic.detector import CropSample
-
+    def sample(self, win: np.ndarray, clean: np.ndarray, box: Box | None, name: str | None, severity: int, kind: str) -> CropSample:
         x = normalize(to_batch(fit_side(win, self.max_side))).contiguous(memory_format=torch.channels_last)
         tap = self._tap(x).contiguous().half()
         grid = self.net.defect_grid(tap.shape[2:])
@@ -190,12 +186,10 @@ def photo_crops(
     zoom_side: int = 320,
     view_long_side: int = 512,
     log: Callable[[str], None] | None = None,
-) -> list[Any]:
+) -> list[CropSample]:
     """``per_photo`` crops of each full-resolution training photo (see the module docstring)."""
-    from qprobe.train_classic.detector import _proposal_box
-
     crop_cfg = CropConfig()
-    out: list[Any] = []
+    out: list[CropSample] = []
     t0 = time.time()
     for n, path in enumerate(photos):
         base = load_rgb(path)
@@ -234,9 +228,9 @@ def clive_crops(
     rng: np.random.Generator,
     kind_p: Sequence[float] = (0.45, 0.35, 0.1, 0.1),
     log: Callable[[str], None] | None = None,
-) -> list[Any]:
+) -> list[CropSample]:
     """``per_image`` crops of each (small) CLIVE photo: whole, or a random square sub-window."""
-    out: list[Any] = []
+    out: list[CropSample] = []
     t0 = time.time()
     for n, path in enumerate(images):
         img = load_rgb(path)
