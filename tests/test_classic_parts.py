@@ -12,7 +12,7 @@ import pytest
 from conftest import make_texture
 from qprobe.backends.classic.detector import DetectorSettings, detect, merge_defects
 from qprobe.backends.classic.fusion import fit_fusion, fuse, keep_factor
-from qprobe.backends.classic.policy import propose
+from qprobe.backends.classic.proposals import propose, propose_windows
 from qprobe.backends.classic.scan import FEATURE_NAMES, block_features, context_features
 from qprobe.types import Box, Defect
 
@@ -91,6 +91,54 @@ def test_propose_prefers_anomalous_blobs_then_texture() -> None:
     assert props[0].source == "anomaly" and props[0].box.contains(Box(640, 320, 736, 384))
     assert [p.source for p in props[1:]] == ["texture", "texture"]
     assert all(p.box.width >= 200 and p.box.height >= 200 for p in props)
+
+
+def test_windows_cover_neighbouring_evidence_with_one_native_zoom() -> None:
+    s = block_features(make_texture(640, 960, seed=1))  # 20 x 30 blocks of 32 px
+    prob = np.full(s.shape, 0.1, np.float32)
+    prob[4:6, 4:6] = 0.99  # two flagged spots 96 px apart: one 320-px window holds both
+    prob[4:6, 8:10] = 0.99
+    prob[15, 25] = 0.9  # a lone block far away
+    props = propose_windows(s, prob, 4, 320)
+    first, second = props[0], props[1]
+    assert first.source == second.source == "anomaly"
+    assert first.box.contains(Box(128, 128, 192, 192)) and first.box.contains(Box(256, 128, 320, 192))
+    assert first.box.width == first.box.height == 320  # native resolution: the window is the zoom box
+    assert second.box.contains(Box(800, 480, 832, 512))
+    assert [p.source for p in props[2:]] == ["texture", "texture"]
+    for p in props:
+        assert 0 <= p.box.x1 and p.box.x2 <= 960 and 0 <= p.box.y1 and p.box.y2 <= 640
+    # the pair sits mid-window (best-centred of the tied windows), not at its edge
+    assert first.box.center == (224.0, 160.0)
+    # the texture zooms are centred outside what the anomaly crops (with their context) already showed
+    seen = Box(first.box.x1 - 80, first.box.y1 - 80, first.box.x2 + 80, first.box.y2 + 80)
+    for p in props[2:]:
+        assert not seen.contains(Box(*p.box.center, *p.box.center))
+
+
+def test_windows_rank_by_evidence_mass_and_fall_back_to_texture() -> None:
+    s = block_features(make_texture(640, 960, seed=2))
+    prob = np.full(s.shape, 0.2, np.float32)
+    prob[2:12, 15:25] = 0.8  # a broad region of moderate evidence (100 blocks, logit 1.39 each)
+    prob[17, 3] = 0.999  # one strong block (logit 6.9)
+    props = propose_windows(s, prob, 3, 320)
+    assert props[0].box.contains(Box(480, 64, 800, 384))
+    assert props[1].box.contains(Box(96, 544, 128, 576))
+    assert props[2].source == "texture"
+    clean = propose_windows(s, np.full(s.shape, 0.3, np.float32), 3, 320)
+    assert [p.source for p in clean] == ["texture"] * 3  # no evidence: probes still go where damage would show
+
+
+def test_unknown_planner_is_refused() -> None:
+    from qprobe.backends.classic.proposals import plan_zooms
+
+    s = block_features(make_texture(128, 128, seed=3))
+    with pytest.raises(ValueError, match="planner"):
+        plan_zooms("grid", s, np.zeros(s.shape, np.float32), 2, 0.5, 64)
+    from qprobe.backends import create_backend
+
+    with pytest.raises(ValueError, match="planner"):
+        create_backend("classic", planner="grid")
 
 
 def test_detect_components_to_boxes() -> None:

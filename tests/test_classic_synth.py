@@ -76,6 +76,16 @@ def test_photo_and_clive_crops(maker: CropMaker, tmp_path: Path) -> None:
     assert all(np.array_equal(a.labels, b.labels) for a, b in zip(again, crops[:12]))  # seeded
 
 
+def test_cell_change_inside_a_box_equals_the_whole_comparison_for_a_local_change() -> None:
+    from qprobe.bench.inject import apply_local
+
+    rng = np.random.default_rng(4)
+    before = rng.integers(0, 256, (150, 230, 3)).astype(np.uint8)
+    box = Box(37.5, 20.2, 161.0, 111.7)
+    after = apply_local(before, box, "gaussian_blur", 3, 0).image
+    np.testing.assert_array_equal(cell_change(before, after, (10, 15), box), cell_change(before, after, (10, 15)))
+
+
 def test_cell_change_block_sums_match_the_scatter_reference() -> None:
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (101, 77, 3), dtype=np.uint8)

@@ -37,6 +37,7 @@ import numpy as np
 
 from qprobe.backends.classic.detector import DetectorSettings
 from qprobe.backends.classic.policy import ClassicPolicy
+from qprobe.backends.classic.quantization import lattice_cells
 from qprobe.backends.classic.scan import ScanMap
 from qprobe.manifest import ManifestRow
 from qprobe.types import Box
@@ -91,6 +92,9 @@ class _RecordingModel:
         if not self._model.has_detector:
             return []
         maps = self._model.defect_maps(rgb)
+        # the banding check's evidence rides along as a last channel, so a replay needs no pixels
+        lattice = lattice_cells(rgb, (int(maps.shape[1]), int(maps.shape[2])))
+        maps = np.concatenate([maps, lattice[None]], axis=0)
         self.crops.append((maps, box))
         return self._model.detections_from_maps(maps, box)
 
@@ -104,7 +108,7 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
     for k, row in enumerate(rows):
         image = load_rgb(row.path)
         model = _RecordingModel(backend.model)
-        policy = ClassicPolicy(model, image, backend.env_config.max_zooms)
+        policy = backend.policy_for(model, image)
         run_episode(backend.make_env(), policy, image, path=row.path)
         out.append(
             Episode(

@@ -95,6 +95,7 @@ class CropSample:
     severity: np.ndarray  # h x w
     negative: bool  # no defect cell at all
     kind: str  # clean / dof / degraded
+    lattice: np.ndarray | None = None  # h x w quantization evidence of the native crop (the banding check)
 
 
 def _batches(samples: list[CropSample], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -121,11 +122,13 @@ def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainCon
     per_epoch = len(_batches(samples, cfg.batch_size, np.random.default_rng(0)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * per_epoch), pct_start=0.1)
     net.defect.train()
+    net.defect.to(memory_format=torch.channels_last)  # ~1.2x faster steps on CPU; the function is the same
     t0 = time.time()
     for epoch in range(cfg.epochs):
         losses = []
         for batch in _batches(samples, cfg.batch_size, rng):
-            out = net.defect_logits(torch.cat([samples[i].stem for i in batch]).float())
+            stems = torch.cat([samples[i].stem for i in batch]).float().contiguous(memory_format=torch.channels_last)
+            out = net.defect_logits(stems)
             y = torch.from_numpy(np.stack([samples[i].labels for i in batch]))
             loss = ce(out[:, :n_cls], y)
             pos = y > 0
@@ -139,6 +142,7 @@ def train_head(net: ClassicNet, samples: list[CropSample], cfg: DetectorTrainCon
             sched.step()
             losses.append(float(loss.detach()))
         log(f"  defect head epoch {epoch + 1}/{cfg.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)")
+    net.defect.to(memory_format=torch.contiguous_format)
     net.defect.eval()
 
 
@@ -161,7 +165,7 @@ def choose_threshold(
             fp = neg = hit = pos = 0
             for probs, s in maps:
                 box = Box(0, 0, probs.shape[2], probs.shape[1])
-                found = detect(probs, np.full(probs.shape[1:], 3.0), classes, box, settings)
+                found = detect(probs, np.full(probs.shape[1:], 3.0), classes, box, settings, s.lattice)
                 if s.negative:
                     neg += 1
                     fp += len(found)

@@ -281,7 +281,7 @@ def _head_crops(
     held = [Path(r.path) for i, r in enumerate(clive_rows) if every > 0 and i % every == 0]
     train = [Path(r.path) for i, r in enumerate(clive_rows) if not (every > 0 and i % every == 0)]
     samples += synth.clive_crops(maker, train, d.crops_per_clive_image, rng, log=log)
-    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log)
+    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log, lattice=True)
     used = {"clive_train_photos": len(train), "clive_threshold_photos": len(held)}
     return samples, check, used
 

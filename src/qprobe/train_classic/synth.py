@@ -44,6 +44,7 @@ import torch
 from qprobe.agent.cropping import CropConfig, context_box
 from qprobe.backends.classic.mobilenet import normalize
 from qprobe.backends.classic.model import ClassicNet
+from qprobe.backends.classic.quantization import lattice_cells
 from qprobe.backends.classic.runtime import fit_side, to_batch
 from qprobe.bench.dof import apply_dof
 from qprobe.bench.inject import apply_local
@@ -60,16 +61,23 @@ def _luma(a: np.ndarray) -> np.ndarray:
     return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
 
 
-def cell_change(before: np.ndarray, after: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def cell_change(before: np.ndarray, after: np.ndarray, grid: tuple[int, int], box: Box | None = None) -> np.ndarray:
     """Mean visible change per cell of an ``h x w`` grid laid over the window (grey levels).
 
     Luma difference plus half the mean colour difference, so a chroma-only
-    defect (chroma noise) also counts.
+    defect (chroma noise) also counts. ``box``: where the two can differ at
+    all (a local degradation's box); pixels outside it are not compared.
     """
     gh, gw = grid
     hgt, wid = before.shape[:2]
-    d = np.abs(_luma(after) - _luma(before))
-    d += 0.5 * np.abs(after.astype(np.float32) - before.astype(np.float32)).mean(axis=2)
+    if box is None:
+        ys_, xs_ = slice(0, hgt), slice(0, wid)
+    else:
+        x1, y1, x2, y2 = (int(v) for v in box.clip(wid, hgt).to_int())
+        ys_, xs_ = slice(y1, y2), slice(x1, x2)
+    a, b = after[ys_, xs_], before[ys_, xs_]
+    d = np.zeros((hgt, wid), np.float32)
+    d[ys_, xs_] = np.abs(_luma(a) - _luma(b)) + 0.5 * np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
     ys = np.minimum((np.arange(hgt) * gh) // hgt, gh - 1)  # the cell row of each pixel row
     xs = np.minimum((np.arange(wid) * gw) // wid, gw - 1)
     count = np.bincount(ys, minlength=gh)[:, None] * np.bincount(xs, minlength=gw)[None, :]
@@ -160,16 +168,27 @@ class CropMaker:
         return res.image, res.defect.bbox, name, severity
 
     @torch.no_grad()
-    def sample(self, win: np.ndarray, clean: np.ndarray, box: Box | None, name: str | None, severity: int, kind: str) -> CropSample:
+    def sample(
+        self,
+        win: np.ndarray,
+        clean: np.ndarray,
+        box: Box | None,
+        name: str | None,
+        severity: int,
+        kind: str,
+        lattice: bool = False,
+    ) -> CropSample:
+        """The crop's tap and cell labels; ``lattice``: also its banding evidence (for choosing the threshold)."""
         x = normalize(to_batch(fit_side(win, self.max_side))).contiguous(memory_format=torch.channels_last)
         tap = self._tap(x).contiguous().half()
         grid = self.net.defect_grid(tap.shape[2:])
-        change = cell_change(clean, win, grid) if box is not None else None
+        change = cell_change(clean, win, grid, box) if box is not None else None
         k = self.classes.index(name) if name is not None else 0
         labels, sev = window_labels(
             grid, (win.shape[1], win.shape[0]), box, k, severity, change, self.visible_delta, self.feather_frac
         )
-        return CropSample(tap, labels, sev, not (labels > 0).any(), kind)
+        evidence = lattice_cells(win, grid) if lattice else None
+        return CropSample(tap, labels, sev, not (labels > 0).any(), kind, evidence)
 
 
 def _kind(rng: np.random.Generator, p: Sequence[float]) -> str:
@@ -228,8 +247,12 @@ def clive_crops(
     rng: np.random.Generator,
     kind_p: Sequence[float] = (0.45, 0.35, 0.1, 0.1),
     log: Callable[[str], None] | None = None,
+    lattice: bool = False,
 ) -> list[CropSample]:
-    """``per_image`` crops of each (small) CLIVE photo: whole, or a random square sub-window."""
+    """``per_image`` crops of each (small) CLIVE photo: whole, or a random square sub-window.
+
+    ``lattice``: also record each crop's banding evidence (the threshold crops need it).
+    """
     out: list[CropSample] = []
     t0 = time.time()
     for n, path in enumerate(images):
@@ -250,7 +273,7 @@ def clive_crops(
                 regions = select_regions(texture_map(win, analysis_side=256), 1, rng, min_area=0.02, max_area=0.25)
                 region = regions[0].box if regions else None
             bad, box, name, sev = maker.degrade(win, region, rng)
-            out.append(maker.sample(bad, win, box, name, sev, kind))
+            out.append(maker.sample(bad, win, box, name, sev, kind, lattice))
         if log is not None and ((n + 1) % 100 == 0 or n + 1 == len(images)):
             log(f"  CLIVE crops: {n + 1}/{len(images)} images, {len(out)} crops ({time.time() - t0:.0f}s)")
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from qprobe.agent.cropping import CropConfig
 from qprobe.agent.env import EnvConfig
 from qprobe.agent.loop import Policy
 from qprobe.backends.base import ProbingBackend
+
+if TYPE_CHECKING:
+    from qprobe.backends.classic.policy import ClassicPolicy
 
 
 def passive_omp() -> None:
@@ -47,6 +50,10 @@ class ClassicConfig:
         default=320, metadata={"help": "Side of the five crops the global view is scored on (0: score it whole)."}
     )
     context_factor: float = field(default=1.5, metadata={"help": "Context enlargement of each zoom box."})
+    planner: str = field(
+        default="windows",
+        metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
+    )
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})
 
 
@@ -58,8 +65,12 @@ class ClassicBackend(ProbingBackend):
     def __init__(self, **overrides: Any) -> None:
         from qprobe.config import from_dict
 
+        from qprobe.backends.classic.proposals import PLANNERS
+
         self.config = from_dict(ClassicConfig, overrides)
         cfg = self.config
+        if cfg.planner not in PLANNERS:
+            raise ValueError(f"unknown zoom planner {cfg.planner!r}; choose one of {', '.join(PLANNERS)}")
         super().__init__(
             EnvConfig(
                 view_long_side=cfg.view_long_side,
@@ -98,6 +109,13 @@ class ClassicBackend(ProbingBackend):
         return ident
 
     def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
+        return self.policy_for(self.model, image)
+
+    def policy_for(self, model: Any, image: np.ndarray | None) -> "ClassicPolicy":
+        """A policy of this backend's settings driving ``model`` (a ClassicModel or a wrapper of one)."""
         from qprobe.backends.classic.policy import ClassicPolicy
 
-        return ClassicPolicy(self.model, image, self.env_config.max_zooms)
+        cfg = self.config
+        return ClassicPolicy(
+            model, image, self.env_config.max_zooms, planner=cfg.planner, context_factor=cfg.context_factor
+        )

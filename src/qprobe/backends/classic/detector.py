@@ -6,19 +6,25 @@ threshold are grouped into 8-connected components; each component of at
 least ``min_cells`` cells becomes a :class:`~qprobe.types.Defect` whose box
 is the component's extent mapped back to original pixels, whose type is the
 most probable defect class over the component and whose confidence is the
-component's peak defect probability. Detections from overlapping crops are
-merged by :func:`merge_defects`.
+component's peak defect probability. A ``banding`` component is kept only
+where the crop's native pixels show coarse quantization
+(:mod:`~qprobe.backends.classic.quantization`). Detections from overlapping
+crops are merged by :func:`merge_defects`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
+from qprobe.backends.classic.quantization import confirms_banding
 from qprobe.types import Box, Defect
+
+Lattice = np.ndarray | Callable[[slice, slice], np.ndarray]
+"""Lattice scores of a crop's cells: the whole grid, or a function of (rows, cols) computing them on demand."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,13 @@ def detect(
     classes: Sequence[str],
     crop_box: Box,
     settings: DetectorSettings = DetectorSettings(),
+    lattice: Lattice | None = None,
 ) -> list[Defect]:
     """Defects in one crop.
 
     ``probs``: C x h x w class probabilities (C = len(classes), 0 = clean);
-    ``severity``: h x w; ``crop_box``: where the h x w grid lies in the original.
+    ``severity``: h x w; ``crop_box``: where the h x w grid lies in the original;
+    ``lattice``: the crop's quantization evidence (without it, banding is not checked).
     """
     c, h, w = probs.shape
     if c != len(classes):
@@ -66,6 +74,10 @@ def detect(
         ys, xs = sl
         cls_scores = probs[1:, ys, xs][:, comp].mean(axis=1)
         kind = classes[1 + int(np.argmax(cls_scores))]
+        if kind == "banding" and lattice is not None:
+            scores = lattice[ys, xs] if isinstance(lattice, np.ndarray) else lattice(ys, xs)
+            if not confirms_banding(scores[comp]):
+                continue
         sev = float(np.clip(np.round(severity[ys, xs][comp].mean()), 1, 5))
         conf = float(p_def[ys, xs][comp].max())
         box = Box(

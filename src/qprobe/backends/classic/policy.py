@@ -5,11 +5,11 @@ Per episode:
 1. **Global view** — the quality regressor scores the downscaled whole image.
 2. **Zoom proposals** — the native-resolution anomaly scan
    (:mod:`~qprobe.backends.classic.scan`) gives P(defect) per 32-px block;
-   blocks above the scan threshold are grouped into blobs, ranked by peak
-   probability, and each blob's box (at least ``zoom_side`` pixels) becomes
-   a zoom, up to the budget. When fewer blobs stand out, the remaining
-   zooms go to the most texture-rich blocks (where local damage would show)
-   so the policy does not learn "a crop means damage".
+   a planner (:mod:`~qprobe.backends.classic.proposals`; by default greedy
+   coverage of the scan's evidence by ``zoom_side`` windows) turns it into
+   zooms, up to the budget. When the evidence runs out, the remaining zooms
+   go to the most texture-rich blocks (where local damage would show) so
+   the policy does not learn "a crop means damage".
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it.
 4. **Agreement and extent** — a defect the head finds is kept only where
@@ -38,6 +38,7 @@ from qprobe.agent.actions import Action, Answer, Zoom
 from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
+from qprobe.backends.classic.proposals import Proposal, plan_zooms
 from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
 from qprobe.types import Box, Defect
 
@@ -49,73 +50,20 @@ MAX_GROWTH = 6.0
 """A confirmed defect's box grows to the scan blobs it touches only up to this factor of its area."""
 
 
-@dataclass(frozen=True)
-class Proposal:
-    box: Box
-    score: float
-    source: str  # "anomaly" or "texture"
-
-
-def propose(
-    scan: ScanMap, prob: np.ndarray, n: int, threshold: float, zoom_side: int, max_side: int | None = None
-) -> list[Proposal]:
-    """Up to ``n`` zoom boxes (original pixels) from the block probability map.
-
-    A blob's box is its extent, at least ``zoom_side`` and at most
-    ``max_side`` (then centred on the blob's most probable block), so crops
-    stay near native resolution.
-    """
-    if n <= 0:
-        return []
-    cell = scan.cell
-    max_side = max_side or 2 * zoom_side
-    out: list[Proposal] = []
-    taken = np.zeros(prob.shape, dtype=bool)
-    labels, count = ndimage.label(prob > threshold, structure=np.ones((3, 3), dtype=bool))
-    blobs = []
-    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        comp = labels[sl] == k
-        local = np.where(comp, prob[sl], -1.0)
-        pi, pj = np.unravel_index(int(np.argmax(local)), local.shape)
-        blobs.append((float(local[pi, pj]), sl, (sl[0].start + pi, sl[1].start + pj)))
-    blobs.sort(key=lambda b: -b[0])
-    for peak, (ys, xs), (pi, pj) in blobs[:n]:
-        box = Box(xs.start * cell, ys.start * cell, xs.stop * cell, ys.stop * cell)
-        if box.width > max_side or box.height > max_side:
-            cx, cy = (pj + 0.5) * cell, (pi + 0.5) * cell
-            bw, bh = min(box.width, max_side), min(box.height, max_side)
-            box = Box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
-        out.append(Proposal(_min_side(box, zoom_side, scan.width, scan.height), peak, "anomaly"))
-        taken[ys, xs] = True
-    if len(out) < n:
-        tex = scan.features[..., 1].copy()  # mid-frequency energy: texture-rich, visible damage
-        tex[taken] = -np.inf
-        r = max(1, int(round(zoom_side / cell / 2)))
-        while len(out) < n and np.isfinite(tex).any():
-            i, j = np.unravel_index(int(np.argmax(tex)), tex.shape)
-            box = Box(j * cell, i * cell, (j + 1) * cell, (i + 1) * cell)
-            out.append(Proposal(_min_side(box, zoom_side, scan.width, scan.height), float(prob[i, j]), "texture"))
-            tex[max(0, i - 2 * r) : i + 2 * r + 1, max(0, j - 2 * r) : j + 2 * r + 1] = -np.inf
-    return out
-
-
-def _min_side(box: Box, side: int, width: int, height: int) -> Box:
-    """Grow ``box`` about its centre to at least ``side`` and shift it inside the image."""
-    w = min(max(box.width, side), width)
-    h = min(max(box.height, side), height)
-    cx, cy = box.center
-    x1 = min(max(cx - w / 2, 0.0), width - w)
-    y1 = min(max(cy - h / 2, 0.0), height - h)
-    return Box(x1, y1, x1 + w, y1 + h)
-
-
 class ClassicPolicy:
     """Scan-guided zooms, CNN scoring and detection, fused answer."""
 
-    def __init__(self, model: Any, image: np.ndarray | None, max_zooms: int) -> None:
+    def __init__(
+        self,
+        model: Any,
+        image: np.ndarray | None,
+        max_zooms: int,
+        planner: str = "windows",
+        context_factor: float = 1.5,
+    ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
+        self.planner = planner
+        self.context_factor = context_factor
         self.plan: list[Proposal] = []
         self.scan: ScanMap | None = None
         self.prob: np.ndarray | None = None
@@ -141,7 +89,10 @@ class ClassicPolicy:
             prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
         if m.scan_weights is not None:
             self.scan, self.prob = scan, prob
-        self.plan = propose(scan, prob, max(self.max_zooms, PLAN_SIZE), m.scan_threshold, m.zoom_side, m.max_zoom_side)
+        n = max(self.max_zooms, PLAN_SIZE)
+        self.plan = plan_zooms(
+            self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
+        )
 
     @classmethod
     def from_record(
@@ -261,4 +212,4 @@ class ClassicPolicy:
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)
 
 
-__all__ = ["ClassicPolicy", "DetectorSettings", "Proposal", "propose"]
+__all__ = ["ClassicPolicy", "DetectorSettings", "Proposal"]

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
+from qprobe.backends.classic.detector import DetectorSettings, Lattice, detect, softmax
 from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
 from qprobe.backends.classic.mobilenet import fuse_batchnorm
 from qprobe.backends.classic.model import ClassicNet, NetConfig, five_crop_origins
+from qprobe.backends.classic.quantization import lattice_cells
 from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
 
@@ -135,14 +136,23 @@ class ClassicModel:
         """
         if not self.has_detector:
             return []
-        return self.detections_from_maps(self.defect_maps(rgb), box)
+        maps = self.defect_maps(rgb)
+        grid = (int(maps.shape[1]), int(maps.shape[2]))
+        return self.detections_from_maps(maps, box, lambda rows, cols: lattice_cells(rgb, grid, rows, cols))
 
-    def detections_from_maps(self, maps: np.ndarray, box: Box) -> list[Defect]:
-        """Defects from one crop's ``defect_maps`` at the current ``detector`` settings."""
+    def detections_from_maps(self, maps: np.ndarray, box: Box, lattice: Lattice | None = None) -> list[Defect]:
+        """Defects from one crop's ``defect_maps`` at the current ``detector`` settings.
+
+        ``lattice``: the crop's quantization evidence for banding
+        (:func:`~qprobe.backends.classic.quantization.lattice_cells`); maps
+        recorded with it as an extra last channel carry their own.
+        """
         n = len(self.classes)
         probs = softmax(maps[:n], axis=0)
         sev = 1.0 + 4.0 / (1.0 + np.exp(-maps[n]))
-        return detect(probs, sev, self.classes, box, self.detector)
+        if lattice is None and maps.shape[0] > n + 1:
+            lattice = maps[n + 1]
+        return detect(probs, sev, self.classes, box, self.detector, lattice)
 
     @torch.inference_mode()
     def defect_maps(self, rgb: np.ndarray) -> np.ndarray:
