@@ -25,7 +25,7 @@ def register(train_app: typer.Typer) -> None:
         max_photos: Optional[int] = typer.Option(None, "--max-photos", help="Use only N training photos."),
         variants: Optional[int] = typer.Option(None, "--variants", help="Degraded variants per training photo."),
         head_crops: Optional[int] = typer.Option(
-            None, "--head-crops", help="Synthesized defect-head crops per training photo (and per CLIVE photo, a 75th of it)."
+            None, "--head-crops", help="Synthesized defect-head crops per training photo (and per CLIVE photo, a 125th of it)."
         ),
         fusion_images: Optional[int] = typer.Option(None, "--fusion-images", help="Images for the fusion fit."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
@@ -73,7 +73,7 @@ def register(train_app: typer.Typer) -> None:
                 cfg.detector.variants = variants
             if head_crops is not None:
                 cfg.detector.crops_per_photo = head_crops
-                cfg.detector.crops_per_clive_image = max(1, round(head_crops / 75))
+                cfg.detector.crops_per_clive_image = max(1, round(head_crops / 125))
             run(cfg, log=lambda line: typer.echo(line))
         except (QProbeError, FileNotFoundError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -44,7 +44,7 @@ class DetectorTrainConfig:
     variants: int = field(default=6, metadata={"help": "Degraded variants per training photo (benchmark: scan model, fusion)."})
     dof_per_photo: int = field(default=2, metadata={"help": "Depth-of-field negatives per training photo (benchmark)."})
     crops_per_photo: int = field(
-        default=300, metadata={"help": "Synthesized defect-head crops per training photo (train_classic/synth.py)."}
+        default=500, metadata={"help": "Synthesized defect-head crops per training photo (train_classic/synth.py)."}
     )
     crops_per_clive_image: int = field(
         default=4, metadata={"help": "Synthesized defect-head crops per CLIVE photo (content diversity)."}
