@@ -97,3 +97,17 @@ def test_classic_with_weights_file(tmp_path: Path, good: Path) -> None:
     assert res.exit_code == 0, res.output
     (row,) = _lines(res.stdout)
     assert row["backend"] == "classic" and len(row["probes"]) == 1
+
+
+def test_classic_planner_option(tmp_path: Path, good: Path) -> None:
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    w = make_random_weights(tmp_path / "w.pt")
+    for planner in ("blobs", "windows"):
+        res = runner.invoke(app, ["score", str(good), "--weights", str(w), "--json", "--max-zooms", "2", "--planner", planner])
+        assert res.exit_code == 0, res.output
+        (row,) = _lines(res.stdout)
+        assert len(row["probes"]) == 2
+    res = runner.invoke(app, ["score", str(good), "--weights", str(w), "--planner", "grid"])
+    assert res.exit_code != 0 and "planner" in res.output

@@ -100,6 +100,9 @@ def register(app: typer.Typer) -> None:
             None, "--trajectories", help="Append each episode's trajectory to this JSONL file."
         ),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Weight file of the classic backend."),
+        planner: Optional[str] = typer.Option(
+            None, "--planner", help="classic: zoom planner, 'windows' (default: greedy evidence coverage) or 'blobs'."
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -127,6 +130,8 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {}
         if weights is not None:
             options["weights"] = str(weights)
+        if planner is not None:
+            options["planner"] = planner
         llm_options = {"model": model, "base_url": base_url, "max_pixels": max_pixels, "dump_inputs": dump_inputs}
         options.update({k: v for k, v in llm_options.items() if v is not None})
         if expected_score:
@@ -138,7 +143,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             scorer = create_backend(backend, **options)
-        except (QProbeError, TypeError, ImportError) as exc:
+        except (QProbeError, TypeError, ValueError, ImportError) as exc:
             typer.echo(f"error: cannot create backend {backend!r}: {exc}", err=True)
             raise typer.Exit(2)
         appender = None

@@ -25,6 +25,7 @@ damage". Nothing here needs torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,11 +68,11 @@ def plan_zooms(
     context: float = 1.5,
 ) -> list[Proposal]:
     """Up to ``n`` zoom boxes (original pixels) by the named planner (see the module docstring)."""
-    if planner == "windows":
-        return propose_windows(scan, prob, n, zoom_side, context)
-    if planner == "blobs":
-        return propose(scan, prob, n, threshold, zoom_side, max_side)
-    raise ValueError(f"unknown zoom planner {planner!r}; choose one of {', '.join(PLANNERS)}")
+    try:
+        make = _PLANNERS[planner]
+    except KeyError:
+        raise ValueError(f"unknown zoom planner {planner!r}; choose one of {', '.join(PLANNERS)}") from None
+    return make(scan, prob, n, threshold, zoom_side, max_side, context)
 
 
 def evidence(prob: np.ndarray) -> np.ndarray:
@@ -196,6 +197,13 @@ def _texture_fill(scan: ScanMap, prob: np.ndarray, n: int, taken: np.ndarray, zo
         out.append(Proposal(min_side_box(box, zoom_side, scan.width, scan.height), float(prob[i, j]), "texture"))
         tex[max(0, i - 2 * r) : i + 2 * r + 1, max(0, j - 2 * r) : j + 2 * r + 1] = -np.inf
     return out
+
+
+_PLANNERS: dict[str, Callable[[ScanMap, np.ndarray, int, float, int, int | None, float], list[Proposal]]] = {
+    "windows": lambda scan, prob, n, threshold, side, max_side, context: propose_windows(scan, prob, n, side, context),
+    "blobs": lambda scan, prob, n, threshold, side, max_side, context: propose(scan, prob, n, threshold, side, max_side),
+}
+assert tuple(_PLANNERS) == PLANNERS
 
 
 __all__ = [
