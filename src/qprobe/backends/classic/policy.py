@@ -28,7 +28,6 @@ Per episode:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,7 +37,7 @@ from qprobe.agent.actions import Action, Answer, Zoom
 from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
-from qprobe.backends.classic.proposals import Proposal, plan_zooms
+from qprobe.backends.classic.proposals import Proposal, box_cells, plan_zooms
 from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
 from qprobe.types import Box, Defect
 
@@ -136,11 +135,7 @@ class ClassicPolicy:
     def _cells(self, box: Box) -> tuple[slice, slice]:
         """The scan blocks a box (original pixels) covers; at least one block."""
         assert self.scan is not None and self.prob is not None
-        c = self.scan.cell
-        rows, cols = self.prob.shape
-        i1, i2 = int(box.y1 // c), min(rows, int(np.ceil(box.y2 / c)))
-        j1, j2 = int(box.x1 // c), min(cols, int(np.ceil(box.x2 / c)))
-        return slice(i1, max(i2, i1 + 1)), slice(j1, max(j2, j1 + 1))
+        return box_cells(box, self.scan.cell, self.prob.shape)
 
     def _extent(self, d: Defect) -> Defect:
         """``d`` with its box grown to the above-threshold scan blobs inside or touching it."""

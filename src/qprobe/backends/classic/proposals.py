@@ -133,16 +133,20 @@ def propose_windows(scan: ScanMap, prob: np.ndarray, n: int, zoom_side: int, con
         window = Box(j * cell, i * cell, (j + k) * cell, (i + k) * cell)
         box = min_side_box(window, zoom_side, scan.width, scan.height)
         out.append(Proposal(box, float(prob[i : i + k, j : j + k].mean()), "anomaly"))
-        seen[_cells(box, context, cell, rows, cols)] = True
+        seen[box_cells(box, cell, (rows, cols), context)] = True
     return out + _texture_fill(scan, prob, n - len(out), seen, zoom_side)
 
 
-def _cells(box: Box, factor: float, cell: int, rows: int, cols: int) -> tuple[slice, slice]:
-    """The blocks under ``box`` enlarged ``factor`` times about its centre."""
-    cx, cy = box.center
-    hw, hh = box.width * factor / 2, box.height * factor / 2
-    i1, i2 = max(0, int((cy - hh) // cell)), min(rows, int(np.ceil((cy + hh) / cell)))
-    j1, j2 = max(0, int((cx - hw) // cell)), min(cols, int(np.ceil((cx + hw) / cell)))
+def box_cells(box: Box, cell: int, shape: tuple[int, int], factor: float = 1.0) -> tuple[slice, slice]:
+    """The blocks of a ``shape`` (rows, cols) map of ``cell``-px blocks under ``box`` enlarged ``factor``
+    times about its centre (original pixels); at least one block."""
+    rows, cols = shape
+    if factor != 1.0:
+        cx, cy = box.center
+        hw, hh = box.width * factor / 2, box.height * factor / 2
+        box = Box(cx - hw, cy - hh, cx + hw, cy + hh)
+    i1, i2 = max(0, int(box.y1 // cell)), min(rows, int(np.ceil(box.y2 / cell)))
+    j1, j2 = max(0, int(box.x1 // cell)), min(cols, int(np.ceil(box.x2 / cell)))
     return slice(i1, max(i2, i1 + 1)), slice(j1, max(j2, j1 + 1))
 
 
@@ -210,6 +214,7 @@ __all__ = [
     "EVIDENCE_CAP",
     "PLANNERS",
     "Proposal",
+    "box_cells",
     "evidence",
     "min_side_box",
     "plan_zooms",
