@@ -65,12 +65,11 @@ class ClassicBackend(ProbingBackend):
     def __init__(self, **overrides: Any) -> None:
         from qprobe.config import from_dict
 
-        from qprobe.backends.classic.proposals import PLANNERS
+        from qprobe.backends.classic.proposals import check_planner
 
         self.config = from_dict(ClassicConfig, overrides)
         cfg = self.config
-        if cfg.planner not in PLANNERS:
-            raise ValueError(f"unknown zoom planner {cfg.planner!r}; choose one of {', '.join(PLANNERS)}")
+        check_planner(cfg.planner)  # fail before any weights load
         super().__init__(
             EnvConfig(
                 view_long_side=cfg.view_long_side,

@@ -68,11 +68,14 @@ def plan_zooms(
     context: float = 1.5,
 ) -> list[Proposal]:
     """Up to ``n`` zoom boxes (original pixels) by the named planner (see the module docstring)."""
-    try:
-        make = _PLANNERS[planner]
-    except KeyError:
-        raise ValueError(f"unknown zoom planner {planner!r}; choose one of {', '.join(PLANNERS)}") from None
-    return make(scan, prob, n, threshold, zoom_side, max_side, context)
+    return _PLANNERS[check_planner(planner)](scan, prob, n, threshold, zoom_side, max_side, context)
+
+
+def check_planner(planner: str) -> str:
+    """``planner`` if it names a planner; else a ValueError listing the choices."""
+    if planner not in PLANNERS:
+        raise ValueError(f"unknown zoom planner {planner!r}; choose one of {', '.join(PLANNERS)}")
+    return planner
 
 
 def evidence(prob: np.ndarray) -> np.ndarray:
@@ -215,6 +218,7 @@ __all__ = [
     "PLANNERS",
     "Proposal",
     "box_cells",
+    "check_planner",
     "evidence",
     "min_side_box",
     "plan_zooms",
