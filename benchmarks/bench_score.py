@@ -1,10 +1,11 @@
 """Speed and memory of `qprobe score` against decoding the same file, in one run.
 
-    python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2]
+    python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2] [--engine auto]
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
-decode); for a 50 MP JPEG: the peak resident memory of a process that
+decode); for the classic backend also the same with its torch engine
+(``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
 scores it and of one that only decodes it (target: <= 1.5 GB). The test
 images are made from ../shared/data/photos when present (else synthesized).
 """
@@ -43,7 +44,13 @@ def make_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
     return path
 
 
-def child(mode: str, path: str, backend: str, threads: int) -> None:
+def backend_options(backend: str, threads: int, engine: str) -> dict[str, object]:
+    if backend != "classic":
+        return {}
+    return {"engine": engine, **({"threads": threads} if threads else {})}
+
+
+def child(mode: str, path: str, backend: str, threads: int, engine: str) -> None:
     """Run in a subprocess: decode only, or score; print peak RSS (MB) as JSON."""
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -54,16 +61,30 @@ def child(mode: str, path: str, backend: str, threads: int) -> None:
     else:
         from qprobe.backends import create_backend
 
-        opts = {"threads": threads} if backend == "classic" and threads else {}
-        a = create_backend(backend, **opts).assess(path)
+        a = create_backend(backend, **backend_options(backend, threads, engine)).assess(path)
         assert a.ok, a.error
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"peak_mb": peak}))
+    print(json.dumps({"peak_mb": own_peak_mb()}))
 
 
-def peak_mb(mode: str, path: Path, backend: str, threads: int) -> float:
+def own_peak_mb() -> float:
+    """This process's peak resident memory (MB).
+
+    Linux's ``ru_maxrss`` can carry the parent's peak across fork + exec, so
+    the per-address-space high-water mark ``VmHWM`` is read where it exists.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_mb(mode: str, path: Path, backend: str, threads: int, engine: str) -> float:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(path), "--backend", backend, "--threads", str(threads)],
+        [sys.executable, __file__, "--child", mode, str(path), "--backend", backend, "--threads", str(threads),
+         "--engine", engine],
         capture_output=True, text=True, check=True,
     )
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
@@ -74,11 +95,14 @@ def main() -> None:
     ap.add_argument("--backend", default="classic")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engine", default="auto", help="classic: network runtime (auto, onnx, torch)")
+    ap.add_argument("--no-compare-torch", dest="compare_torch", action="store_false",
+                    help="classic: do not also time the torch engine")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.backend, args.threads)
+        child(args.child[0], args.child[1], args.backend, args.threads, args.engine)
         return
 
     from qprobe.backends import create_backend
@@ -86,11 +110,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         uhd = make_jpeg(Path(tmp) / "uhd.jpg", (3840, 2160))
-        opts = {"threads": args.threads} if args.backend == "classic" and args.threads else {}
-        scorer = create_backend(args.backend, **opts)
-        scorer.assess(str(uhd))  # warm-up: weights, allocator
-        decode, score = [], []
-        for _ in range(args.runs):  # interleaved, so load changes hit both alike
+        scorer = create_backend(args.backend, **backend_options(args.backend, args.threads, args.engine))
+        scorer.assess(str(uhd))  # warm-up: weights, allocator, graph export
+        engine = getattr(getattr(scorer, "model", None), "engine", args.engine) if args.backend == "classic" else ""
+        ref = None
+        if args.backend == "classic" and args.compare_torch and engine != "torch":
+            ref = create_backend(args.backend, **backend_options(args.backend, args.threads, "torch"))
+            ref.assess(str(uhd))
+        decode, score, score_ref = [], [], []
+        for _ in range(args.runs):  # interleaved, so load changes hit all alike
             t = time.perf_counter()
             load_rgb(uhd)
             decode.append(time.perf_counter() - t)
@@ -98,16 +126,25 @@ def main() -> None:
             a = scorer.assess(str(uhd))
             score.append(time.perf_counter() - t)
             assert a.ok, a.error
+            if ref is not None:
+                t = time.perf_counter()
+                b = ref.assess(str(uhd))
+                score_ref.append(time.perf_counter() - t)
+                assert b.ok, b.error
         d, s = statistics.median(decode), statistics.median(score)
-        print(f"3840x2160 JPEG, backend {args.backend}, {args.threads} thread(s), {args.runs} runs")
+        label = f"backend {args.backend}" + (f" ({engine} engine)" if engine else "")
+        print(f"3840x2160 JPEG, {label}, {args.threads} thread(s), {args.runs} runs")
         print(f"  decode median      {d:.3f} s")
         print(f"  score median       {s:.3f} s   (target <= 1.0 s)")
         print(f"  score / decode     {s / d:.2f}x   (target <= 5x)")
         print(f"  zooms {len(a.probes)}, defects {len(a.defects)}")
+        if score_ref:
+            r = statistics.median(score_ref)
+            print(f"  torch engine       {r:.3f} s   ({r / d:.2f}x decode; {engine} is {r / s:.2f}x faster)")
         if not args.skip_memory:
             big = make_jpeg(Path(tmp) / "50mp.jpg", (8660, 5774))
-            pd = peak_mb("decode", big, args.backend, args.threads)
-            ps = peak_mb("score", big, args.backend, args.threads)
+            pd = peak_mb("decode", big, args.backend, args.threads, args.engine)
+            ps = peak_mb("score", big, args.backend, args.threads, args.engine)
             print(f"50 MP JPEG ({8660}x{5774}) peak RSS: decode only {pd:.0f} MB, score {ps:.0f} MB "
                   f"({ps / pd:.2f}x; target <= 1536 MB)")
 

@@ -168,10 +168,11 @@ def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     except Image.DecompressionBombError as exc:  # pragma: no cover - limit disabled above
         raise ImageLoadError(name, str(exc)) from None
     try:
-        upright = ImageOps.exif_transpose(img)
+        # in place: an upright image (the common case) is not copied
+        ImageOps.exif_transpose(img, in_place=True)
     except Exception:  # malformed EXIF: keep pixels as stored
-        upright = img
-    return _to_rgb(upright if upright is not None else img)
+        pass
+    return _to_rgb(img)
 
 
 def as_rgb_array(arr: np.ndarray) -> np.ndarray:

@@ -103,6 +103,9 @@ def register(app: typer.Typer) -> None:
         planner: Optional[str] = typer.Option(
             None, "--planner", help="classic: zoom planner, 'windows' (default: greedy evidence coverage) or 'blobs'."
         ),
+        engine: Optional[str] = typer.Option(
+            None, "--engine", help="classic: network runtime, 'auto' (default: onnx when installed), 'onnx' or 'torch'."
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -132,6 +135,8 @@ def register(app: typer.Typer) -> None:
             options["weights"] = str(weights)
         if planner is not None:
             options["planner"] = planner
+        if engine is not None:
+            options["engine"] = engine
         llm_options = {"model": model, "base_url": base_url, "max_pixels": max_pixels, "dump_inputs": dump_inputs}
         options.update({k: v for k, v in llm_options.items() if v is not None})
         if expected_score:

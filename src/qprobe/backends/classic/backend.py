@@ -54,7 +54,14 @@ class ClassicConfig:
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
     )
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)."})
+    threads: int = field(default=0, metadata={"help": "CPU threads of the network (0: the library's default)."})
+    engine: str = field(
+        default="auto",
+        metadata={
+            "help": "Network runtime: 'onnx' (ONNX Runtime, ~2x faster), 'torch' (eager), "
+            "'auto' (onnx when onnxruntime is installed)."
+        },
+    )
 
 
 class ClassicBackend(ProbingBackend):
@@ -65,11 +72,13 @@ class ClassicBackend(ProbingBackend):
     def __init__(self, **overrides: Any) -> None:
         from qprobe.config import from_dict
 
+        from qprobe.backends.classic.onnx_engine import check_engine
         from qprobe.backends.classic.proposals import check_planner
 
         self.config = from_dict(ClassicConfig, overrides)
         cfg = self.config
         check_planner(cfg.planner)  # fail before any weights load
+        check_engine(cfg.engine)
         super().__init__(
             EnvConfig(
                 view_long_side=cfg.view_long_side,
@@ -93,16 +102,22 @@ class ClassicBackend(ProbingBackend):
                 zoom_side=cfg.zoom_side,
                 threads=cfg.threads,
                 score_crop=cfg.score_crop,
+                engine=cfg.engine,
             )
         return self._model
 
     def identity(self) -> dict[str, Any]:
-        """The settings that change outputs (not ``threads``) and the SHA-256 of the weight file."""
+        """The settings that change outputs and the SHA-256 of the weight file.
+
+        Not ``threads`` or ``engine``: both runtimes compute the same function
+        (logits agree to ~1e-5).
+        """
         from qprobe.backends.classic.weights import default_weights_path
         from qprobe._fs import file_sha256
 
         ident = super().identity()
         ident["settings"].pop("threads", None)
+        ident["settings"].pop("engine", None)
         path = self.config.weights or default_weights_path()
         ident["weights_sha256"] = file_sha256(path) if os.path.isfile(path) else None
         return ident

@@ -1,0 +1,183 @@
+"""ONNX Runtime execution of the classic network's three inference graphs.
+
+The classic backend spends its time in three small graphs of one
+:class:`~qprobe.backends.classic.model.ClassicNet`:
+
+* ``crop``: a zoom crop (uint8) → the defect head's logits (the frozen tap
+  and the head; run once per zoom);
+* ``stem``: the global view (uint8) → the frozen stem's feature map;
+* ``top``: a batch of stem-map crops → the ensemble's quality score.
+
+Exported once per weight set (TorchScript exporter, dynamic sizes) and run
+by ONNX Runtime's CPU provider, they compute the same function as torch
+eager (max |difference| ≈ 1e-5 on logits) about twice as fast on a 2-core
+AVX2 CPU (``benchmarks/bench_score.py`` prints both engines). The exported
+graphs are cached on disk (``$QPROBE_CACHE`` or ``~/.cache/qprobe``), keyed
+by a hash of the network's weights and the torch / ONNX Runtime versions,
+so only the first load of a weight file pays the export (≈ 2 s); a cache
+that cannot be written only costs that time again.
+
+Light to import (torch, onnx and onnxruntime are imported where used);
+needs ``onnxruntime`` and ``onnx`` (the ``classic`` extra). :func:`available`
+says whether they are importable; ``auto`` falls back to torch otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from qprobe.backends.classic.model import ClassicNet
+
+ENGINES = ("auto", "onnx", "torch")
+OPSET = 17
+GRAPHS = ("crop", "stem", "top")
+
+
+def available() -> bool:
+    """Whether ONNX Runtime and the ONNX exporter's ``onnx`` package are importable."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_engine(name: str) -> None:
+    """Raise a clear error for an unknown engine name, or ``onnx`` without ONNX Runtime."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; choose from {list(ENGINES)}")
+    if name == "onnx" and not available():
+        raise ValueError("engine 'onnx' needs onnxruntime and onnx: pip install 'qprobe[classic]' (or use --engine torch)")
+
+
+def resolve_engine(name: str) -> str:
+    """``auto`` → ``onnx`` when ONNX Runtime is importable, else ``torch``."""
+    check_engine(name)
+    if name == "auto":
+        return "onnx" if available() else "torch"
+    return name
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("QPROBE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "qprobe")
+    return Path(root) / "onnx"
+
+
+def weights_key(net: "ClassicNet") -> str:
+    """A hash of everything the exported graphs depend on (weights, config, library versions)."""
+    import onnxruntime
+    import torch
+
+    h = hashlib.sha256()
+    h.update(json.dumps([torch.__version__, onnxruntime.__version__, OPSET, repr(net.config)]).encode())
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def export_graphs(net: "ClassicNet") -> dict[str, bytes]:
+    """The three graphs of ``net`` (an eval-mode, BN-fused network) as ONNX bytes, dynamic in N, H, W."""
+    import torch
+    from torch import nn
+
+    class Graph(nn.Module):
+        def __init__(self, fn: Any) -> None:
+            super().__init__()
+            self.net, self.fn = plain, fn
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fn(x)
+
+    plain = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
+    plain._channels_last = False  # type: ignore[attr-defined]
+    stem_ch = int(plain.stem(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)).shape[1])
+    specs: dict[str, tuple[nn.Module, torch.Tensor]] = {
+        "crop": (Graph(lambda x: plain.defect_logits(plain.tap(x))), torch.zeros(1, 3, 96, 128, dtype=torch.uint8)),
+        "stem": (Graph(plain.stem), torch.zeros(1, 3, 96, 128, dtype=torch.uint8)),
+        "top": (Graph(plain.score_from_stem), torch.zeros(2, stem_ch, 6, 8)),
+    }
+    out: dict[str, bytes] = {}
+    for name, (module, example) in specs.items():
+        buf = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(),
+                (example,),
+                buf,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        out[name] = buf.getvalue()
+    return out
+
+
+def cached_graphs(net: "ClassicNet", directory: Path | None = None) -> dict[str, bytes]:
+    """The graphs of ``net`` from the disk cache, exported (and cached when possible) on a miss."""
+    folder = (directory or cache_dir()) / weights_key(net)
+    paths = {g: folder / f"{g}.onnx" for g in GRAPHS}
+    if all(p.is_file() for p in paths.values()):
+        try:
+            return {g: p.read_bytes() for g, p in paths.items()}
+        except OSError:
+            pass
+    graphs = export_graphs(net)
+    try:
+        from qprobe._fs import atomic_write_bytes
+
+        folder.mkdir(parents=True, exist_ok=True)
+        for g, data in graphs.items():
+            atomic_write_bytes(paths[g], data)
+    except OSError:  # a read-only or full cache only costs the export next time
+        pass
+    return graphs
+
+
+class OnnxEngine:
+    """The classic network's inference graphs on ONNX Runtime (CPU)."""
+
+    def __init__(self, net: "ClassicNet", threads: int = 0, directory: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        graphs = cached_graphs(net, directory)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = max(0, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # idle pool threads sleep instead of spinning: faster here (the scan's threads and Python share
+        # the cores between runs) and polite on a shared CPU, like torch's passive OpenMP wait
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._sessions: dict[str, Any] = {
+            g: ort.InferenceSession(graphs[g], opts, providers=["CPUExecutionProvider"]) for g in GRAPHS
+        }
+
+    def _run(self, graph: str, x: np.ndarray) -> np.ndarray:
+        return self._sessions[graph].run(None, {"x": x})[0]
+
+    def crop_logits(self, x_uint8: np.ndarray) -> np.ndarray:
+        """N x 3 x H x W uint8 → N x (classes + 1) x h x w defect logits."""
+        return self._run("crop", np.ascontiguousarray(x_uint8, dtype=np.uint8))
+
+    def stem(self, x_uint8: np.ndarray) -> np.ndarray:
+        """N x 3 x H x W uint8 → the frozen stem's map."""
+        return self._run("stem", np.ascontiguousarray(x_uint8, dtype=np.uint8))
+
+    def scores(self, stem_crops: np.ndarray) -> np.ndarray:
+        """N x C x h x w stem-map crops → N ensemble scores."""
+        return self._run("top", np.ascontiguousarray(stem_crops, dtype=np.float32))

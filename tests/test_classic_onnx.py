@@ -1,0 +1,105 @@
+"""The classic backend's ONNX Runtime engine computes what torch computes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from qprobe.backends.classic import onnx_engine  # noqa: E402
+from qprobe.types import Box  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory):
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QPROBE_CACHE", str(cache))
+    try:
+        torch_model = ClassicModel.load(engine="torch", threads=2)
+        onnx_model = ClassicModel.load(engine="onnx", threads=2)
+    finally:
+        mp.undo()
+    return torch_model, onnx_model, cache
+
+
+def test_engines_agree_on_maps_scores_and_defects(models, texture_image: np.ndarray) -> None:
+    torch_model, onnx_model, _ = models
+    assert (torch_model.engine, onnx_model.engine) == ("torch", "onnx")
+    img = texture_image.copy()
+    img[100:260, 200:400] = (img[100:260, 200:400] // 32) * 32  # a coarse-quantized patch
+    for crop in (img, img[:333, :517], img[5:69, 7:91]):  # odd sizes, a small crop
+        a, b = torch_model.defect_maps(crop), onnx_model.defect_maps(crop)
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=0)
+    for view in (img, img[:200, :500], np.ascontiguousarray(img[:, ::-1])):
+        assert abs(torch_model.score(view) - onnx_model.score(view)) < 1e-3
+    box = Box(0, 0, img.shape[1], img.shape[0])
+    da, db = torch_model.detect(img, box), onnx_model.detect(img, box)
+    assert [(d.type, d.bbox) for d in da] == [(d.type, d.bbox) for d in db]
+
+
+def test_graphs_are_cached_per_weight_set(models, tmp_path, monkeypatch) -> None:
+    torch_model, _, cache = models
+    folders = [p for p in (cache / "onnx").iterdir() if p.is_dir()]
+    assert len(folders) == 1 and sorted(f.name for f in folders[0].iterdir()) == ["crop.onnx", "stem.onnx", "top.onnx"]
+    assert folders[0].name == onnx_engine.weights_key(torch_model.net)
+    # a cache hit does not export again
+    monkeypatch.setattr(onnx_engine, "export_graphs", lambda net: pytest.fail("exported despite the cache"))
+    onnx_engine.OnnxEngine(torch_model.net, threads=1, directory=cache / "onnx")
+    # other weights: another key
+    import torch
+
+    net = torch_model.net
+    before = onnx_engine.weights_key(net)
+    with torch.no_grad():
+        net.quality.bias.add_(1.0)
+    try:
+        assert onnx_engine.weights_key(net) != before
+    finally:
+        with torch.no_grad():
+            net.quality.bias.sub_(1.0)
+
+
+def test_unwritable_cache_still_runs(models, tmp_path) -> None:
+    torch_model, _, _ = models
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    engine = onnx_engine.OnnxEngine(torch_model.net, threads=1, directory=blocker / "onnx")
+    x = np.zeros((1, 3, 64, 96), dtype=np.uint8)
+    assert engine.crop_logits(x).shape[1] == len(torch_model.classes) + 1
+
+
+def test_engine_names_and_fallback(monkeypatch) -> None:
+    with pytest.raises(ValueError, match="unknown engine"):
+        onnx_engine.check_engine("tensorrt")
+    assert onnx_engine.resolve_engine("auto") == "onnx"
+    monkeypatch.setattr(onnx_engine, "available", lambda: False)
+    assert onnx_engine.resolve_engine("auto") == "torch"
+    with pytest.raises(ValueError, match="onnxruntime"):
+        onnx_engine.check_engine("onnx")
+
+
+def test_backend_engine_option(tmp_path) -> None:
+    from qprobe.backends import create_backend
+
+    b = create_backend("classic", engine="torch")
+    assert "engine" not in b.identity()["settings"]  # both runtimes compute the same function
+    with pytest.raises(ValueError, match="unknown engine"):
+        create_backend("classic", engine="bogus")
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(img)
+    out = subprocess.run(
+        [sys.executable, "-m", "qprobe", "score", str(img), "--engine", "bogus"], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "unknown engine" in out.stderr
