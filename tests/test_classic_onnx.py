@@ -103,3 +103,27 @@ def test_backend_engine_option(tmp_path) -> None:
         [sys.executable, "-m", "qprobe", "score", str(img), "--engine", "bogus"], capture_output=True, text=True
     )
     assert out.returncode == 2 and "unknown engine" in out.stderr
+
+
+def test_training_taps_and_stems_match_torch(models, texture_image: np.ndarray) -> None:
+    """The training side's ONNX runs (crop synthesis taps, CLIVE stems) compute torch's function."""
+    import torch
+
+    from qprobe.train_classic.clive import _stem_runner, to_tensor
+    from qprobe.train_classic.synth import CropMaker
+
+    net = models[0].net
+    maker = CropMaker(net, net.config.classes, 1.5, 512, 0.12)
+    assert maker._onnx is not None
+    fast = maker.tap(texture_image[:300, :420])
+    maker._onnx = None
+    slow = maker.tap(texture_image[:300, :420])
+    assert fast.dtype == slow.dtype == torch.float16 and fast.shape == slow.shape
+    assert float((fast.float() - slow.float()).abs().max()) <= 0.01 * float(slow.float().abs().max())
+    x = to_tensor(texture_image[:256, :320])
+    with torch.no_grad():
+        ref = net.stem(x)
+        got = _stem_runner(net)(x)
+    assert float((got - ref).abs().max()) <= 1e-3 * float(ref.abs().max())
+    with pytest.raises(ValueError, match="unknown graph"):
+        onnx_engine.export_graphs(net, ("everything",))

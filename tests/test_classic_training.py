@@ -147,7 +147,10 @@ def test_cache_stems_of_mirrored_images(tmp_path: Path) -> None:
     (mirror,) = cache_stems(net, rows, tmp_path / "cache", log=False, flip=True)
     with torch.no_grad():
         ref = net.stem(to_tensor(np.ascontiguousarray(rgb[:, ::-1]))).half()
-    assert torch.equal(mirror, ref) and not torch.equal(plain, mirror)
+    # the same function (ONNX Runtime when installed: fp16-rounding-level differences)
+    scale = float(ref.float().abs().max())
+    assert float((mirror.float() - ref.float()).abs().max()) <= 0.01 * scale
+    assert float((plain.float() - mirror.float()).abs().max()) > 0.1 * scale
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["stems_s7_00000.pt", "stems_s7_flip_00000.pt"]
 
 

@@ -8,6 +8,7 @@ which is what makes a 5-fold cross-validation fit a CPU budget.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ def cache_stems(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     out: list[torch.Tensor] = []
+    stem = _stem_runner(net)
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         names = [Path(r.path).name for r in part]
@@ -69,13 +71,29 @@ def cache_stems(
         if taps is not None:
             stems = [net.stem_from_tap(t.float()).half() for t in taps]
         else:
-            stems = [net.stem(to_tensor(_maybe_flip(load_rgb(r.path), flip))).half() for r in part]
+            stems = [stem(to_tensor(_maybe_flip(load_rgb(r.path), flip))).half() for r in part]
         if path is not None:
             torch.save({"names": names, "stems": stems}, path)
         out.extend(stems)
         if log:
             print(f"  cached {'mirrored ' if flip else ''}stems {start + len(part)}/{len(rows)}", flush=True)
     return out
+
+
+def _stem_runner(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net.stem``, on ONNX Runtime when installed (~1.5x faster; built on first use)."""
+    from qprobe.backends.classic import onnx_engine
+
+    if not (onnx_engine.available() and hasattr(net, "defect_logits")):
+        return net.stem  # type: ignore[return-value]
+    engine: list[onnx_engine.OnnxEngine] = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if not engine:
+            engine.append(onnx_engine.OnnxEngine(net, torch.get_num_threads(), graphs=("stem",), cache=False))
+        return torch.from_numpy(engine[0].stem(x.numpy()))
+
+    return run
 
 
 def _maybe_flip(rgb: np.ndarray, flip: bool) -> np.ndarray:

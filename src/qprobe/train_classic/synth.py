@@ -142,8 +142,16 @@ class CropMaker:
     def __init__(self, net: ClassicNet, classes: Sequence[str], visible_delta: float, max_side: int, feather_frac: float):
         from qprobe.backends.classic.mobilenet import fuse_batchnorm
 
+        from qprobe.backends.classic import onnx_engine
+
         self.net = net
-        # the frozen tap as the runtime runs it (batch norm folded, channels-last): the same function, ~1.5x faster
+        # the frozen tap as the runtime runs it: on ONNX Runtime when installed (~2x faster), else
+        # in torch with batch norm folded and channels-last (~1.5x faster than as trained)
+        self._onnx = (
+            onnx_engine.OnnxEngine(net, threads=torch.get_num_threads(), graphs=("tap",))
+            if onnx_engine.available()
+            else None
+        )
         self._tap = copy.deepcopy(net.features[: net.config.defect_tap]).eval()
         fuse_batchnorm(self._tap)
         self._tap = self._tap.to(memory_format=torch.channels_last)
@@ -179,8 +187,7 @@ class CropMaker:
         lattice: bool = False,
     ) -> CropSample:
         """The crop's tap and cell labels; ``lattice``: also its banding evidence (for choosing the threshold)."""
-        x = normalize(to_batch(fit_side(win, self.max_side))).contiguous(memory_format=torch.channels_last)
-        tap = self._tap(x).contiguous().half()
+        tap = self.tap(fit_side(win, self.max_side))
         grid = self.net.defect_grid(tap.shape[2:])
         change = cell_change(clean, win, grid, box) if box is not None else None
         k = self.classes.index(name) if name is not None else 0
@@ -189,6 +196,15 @@ class CropMaker:
         )
         evidence = lattice_cells(win, grid) if lattice else None
         return CropSample(tap, labels, sev, not (labels > 0).any(), kind, evidence)
+
+
+    @torch.no_grad()
+    def tap(self, rgb: np.ndarray) -> torch.Tensor:
+        """The frozen tap of one crop (fp16, 1 x C x h x w)."""
+        if self._onnx is not None:
+            return torch.from_numpy(self._onnx.tap(to_batch(rgb).numpy())).half()
+        x = normalize(to_batch(rgb)).contiguous(memory_format=torch.channels_last)
+        return self._tap(x).contiguous().half()
 
 
 def _kind(rng: np.random.Generator, p: Sequence[float]) -> str:

@@ -6,7 +6,10 @@ The classic backend spends its time in three small graphs of one
 * ``crop``: a zoom crop (uint8) → the defect head's logits (the frozen tap
   and the head; run once per zoom);
 * ``stem``: the global view (uint8) → the frozen stem's feature map;
-* ``top``: a batch of stem-map crops → the ensemble's quality score.
+* ``top``: a batch of stem-map crops → the ensemble's quality score;
+
+and, for training (:mod:`qprobe.train_classic`), ``tap``: an image → the
+frozen tap the defect head reads.
 
 Exported once per weight set (TorchScript exporter, dynamic sizes) and run
 by ONNX Runtime's CPU provider, they compute the same function as torch
@@ -40,7 +43,8 @@ if TYPE_CHECKING:
 
 ENGINES = ("auto", "onnx", "torch")
 OPSET = 17
-GRAPHS = ("crop", "stem", "top")
+GRAPHS = ("crop", "stem", "top")  # what the runtime runs
+EXPORTABLE = (*GRAPHS, "tap")
 
 
 def available() -> bool:
@@ -87,8 +91,8 @@ def weights_key(net: "ClassicNet") -> str:
     return h.hexdigest()[:32]
 
 
-def export_graphs(net: "ClassicNet") -> dict[str, bytes]:
-    """The three graphs of ``net`` (an eval-mode, BN-fused network) as ONNX bytes, dynamic in N, H, W."""
+def export_graphs(net: "ClassicNet", names: tuple[str, ...] = GRAPHS) -> dict[str, bytes]:
+    """Graphs ``names`` of ``net`` (eval mode; batch norm fused or not) as ONNX bytes, dynamic in N, H, W."""
     import torch
     from torch import nn
 
@@ -107,9 +111,14 @@ def export_graphs(net: "ClassicNet") -> dict[str, bytes]:
         "crop": (Graph(lambda x: plain.defect_logits(plain.tap(x))), torch.zeros(1, 3, 96, 128, dtype=torch.uint8)),
         "stem": (Graph(plain.stem), torch.zeros(1, 3, 96, 128, dtype=torch.uint8)),
         "top": (Graph(plain.score_from_stem), torch.zeros(2, stem_ch, 6, 8)),
+        "tap": (Graph(plain.tap), torch.zeros(1, 3, 96, 128, dtype=torch.uint8)),
     }
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise ValueError(f"unknown graph(s) {unknown}; choose from {list(EXPORTABLE)}")
     out: dict[str, bytes] = {}
-    for name, (module, example) in specs.items():
+    for name in names:
+        module, example = specs[name]
         buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -149,12 +158,25 @@ def cached_graphs(net: "ClassicNet", directory: Path | None = None) -> dict[str,
 
 
 class OnnxEngine:
-    """The classic network's inference graphs on ONNX Runtime (CPU)."""
+    """The classic network's inference graphs on ONNX Runtime (CPU).
 
-    def __init__(self, net: "ClassicNet", threads: int = 0, directory: Path | None = None) -> None:
+    ``graphs``: which to build; the runtime's three come from the disk cache
+    (``cache``), others (e.g. ``tap`` for training, whose network changes
+    every run) are exported in memory.
+    """
+
+    def __init__(
+        self,
+        net: "ClassicNet",
+        threads: int = 0,
+        directory: Path | None = None,
+        graphs: tuple[str, ...] = GRAPHS,
+        cache: bool = True,
+    ) -> None:
         import onnxruntime as ort
 
-        graphs = cached_graphs(net, directory)
+        use_cache = cache and tuple(graphs) == GRAPHS
+        models = cached_graphs(net, directory) if use_cache else export_graphs(net, tuple(graphs))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = max(0, int(threads))
@@ -164,7 +186,7 @@ class OnnxEngine:
         # the cores between runs) and polite on a shared CPU, like torch's passive OpenMP wait
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._sessions: dict[str, Any] = {
-            g: ort.InferenceSession(graphs[g], opts, providers=["CPUExecutionProvider"]) for g in GRAPHS
+            g: ort.InferenceSession(models[g], opts, providers=["CPUExecutionProvider"]) for g in graphs
         }
 
     def _run(self, graph: str, x: np.ndarray) -> np.ndarray:
@@ -173,6 +195,10 @@ class OnnxEngine:
     def crop_logits(self, x_uint8: np.ndarray) -> np.ndarray:
         """N x 3 x H x W uint8 → N x (classes + 1) x h x w defect logits."""
         return self._run("crop", np.ascontiguousarray(x_uint8, dtype=np.uint8))
+
+    def tap(self, x_uint8: np.ndarray) -> np.ndarray:
+        """N x 3 x H x W uint8 → the frozen tap (the defect head's input)."""
+        return self._run("tap", np.ascontiguousarray(x_uint8, dtype=np.uint8))
 
     def stem(self, x_uint8: np.ndarray) -> np.ndarray:
         """N x 3 x H x W uint8 → the frozen stem's map."""
