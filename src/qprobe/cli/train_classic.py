@@ -29,6 +29,11 @@ def register(train_app: typer.Typer) -> None:
         ),
         fusion_images: Optional[int] = typer.Option(None, "--fusion-images", help="Images for the fusion fit."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+        parallel: Optional[bool] = typer.Option(
+            None,
+            "--parallel/--sequential",
+            help="Regressor and detector stages at once (default; half the threads each) or one after the other.",
+        ),
         imagenet: Optional[Path] = typer.Option(None, "--imagenet", help="torchvision mobilenet_v2 ImageNet state dict."),
         calibration_bench: Optional[Path] = typer.Option(
             None,
@@ -58,6 +63,7 @@ def register(train_app: typer.Typer) -> None:
             "max_photos": max_photos,
             "fusion_images": fusion_images,
             "threads": threads,
+            "parallel": parallel,
             "imagenet": None if imagenet is None else str(imagenet),
             "calibration_bench": None if calibration_bench is None else str(calibration_bench),
             "install": install or None,
@@ -75,6 +81,6 @@ def register(train_app: typer.Typer) -> None:
                 cfg.detector.crops_per_photo = head_crops
                 cfg.detector.crops_per_clive_image = max(1, round(head_crops / 125))
             run(cfg, log=lambda line: typer.echo(line))
-        except (QProbeError, FileNotFoundError, ValueError) as exc:
+        except (QProbeError, FileNotFoundError, ValueError, RuntimeError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1)

@@ -7,8 +7,8 @@ which is what makes a 5-fold cross-validation fit a CPU budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -140,9 +140,8 @@ class CropMaker:
     """Turns (window, optional defect) into a :class:`~qprobe.train_classic.detector.CropSample`."""
 
     def __init__(self, net: ClassicNet, classes: Sequence[str], visible_delta: float, max_side: int, feather_frac: float):
-        from qprobe.backends.classic.mobilenet import fuse_batchnorm
-
         from qprobe.backends.classic import onnx_engine
+        from qprobe.backends.classic.mobilenet import fuse_batchnorm
 
         self.net = net
         # the frozen tap as the runtime runs it: on ONNX Runtime when installed (~2x faster), else

@@ -78,7 +78,7 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def weights_key(net: "ClassicNet") -> str:
+def weights_key(net: ClassicNet) -> str:
     """A hash of everything the exported graphs depend on (weights, config, library versions)."""
     import onnxruntime
     import torch
@@ -91,7 +91,7 @@ def weights_key(net: "ClassicNet") -> str:
     return h.hexdigest()[:32]
 
 
-def export_graphs(net: "ClassicNet", names: tuple[str, ...] = GRAPHS) -> dict[str, bytes]:
+def export_graphs(net: ClassicNet, names: tuple[str, ...] = GRAPHS) -> dict[str, bytes]:
     """Graphs ``names`` of ``net`` (eval mode; batch norm fused or not) as ONNX bytes, dynamic in N, H, W."""
     import torch
     from torch import nn
@@ -136,7 +136,7 @@ def export_graphs(net: "ClassicNet", names: tuple[str, ...] = GRAPHS) -> dict[st
     return out
 
 
-def cached_graphs(net: "ClassicNet", directory: Path | None = None) -> dict[str, bytes]:
+def cached_graphs(net: ClassicNet, directory: Path | None = None) -> dict[str, bytes]:
     """The graphs of ``net`` from the disk cache, exported (and cached when possible) on a miss."""
     folder = (directory or cache_dir()) / weights_key(net)
     paths = {g: folder / f"{g}.onnx" for g in GRAPHS}
@@ -167,7 +167,7 @@ class OnnxEngine:
 
     def __init__(
         self,
-        net: "ClassicNet",
+        net: ClassicNet,
         threads: int = 0,
         directory: Path | None = None,
         graphs: tuple[str, ...] = GRAPHS,
