@@ -130,3 +130,26 @@ def test_training_taps_and_stems_match_torch(models, texture_image: np.ndarray) 
     assert float((got - ref).abs().max()) <= 1e-3 * float(ref.abs().max())
     with pytest.raises(ValueError, match="unknown graph"):
         onnx_engine.export_graphs(net, ("everything",))
+
+
+def test_damaged_cache_file_is_exported_again(models) -> None:
+    torch_model, _, cache = models
+    folder = cache / "onnx" / onnx_engine.weights_key(torch_model.net)
+    (folder / "crop.onnx").write_bytes(b"not an onnx graph")
+    engine = onnx_engine.OnnxEngine(torch_model.net, threads=1, directory=cache / "onnx")
+    assert engine.crop_logits(np.zeros((1, 3, 64, 64), dtype=np.uint8)).shape[1] == len(torch_model.classes) + 1
+    assert (folder / "crop.onnx").read_bytes() != b"not an onnx graph"
+
+
+def test_auto_falls_back_to_torch_when_the_engine_cannot_be_built(monkeypatch) -> None:
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter missing")
+
+    monkeypatch.setattr(onnx_engine, "OnnxEngine", broken)
+    with pytest.warns(RuntimeWarning, match="exporter missing"):
+        model = ClassicModel.load(engine="auto")
+    assert model.engine == "torch" and model.score(np.full((64, 64, 3), 128, np.uint8)) > 0
+    with pytest.raises(RuntimeError, match="--engine torch"):
+        ClassicModel.load(engine="onnx")

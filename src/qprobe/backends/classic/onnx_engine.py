@@ -136,11 +136,14 @@ def export_graphs(net: ClassicNet, names: tuple[str, ...] = GRAPHS) -> dict[str,
     return out
 
 
-def cached_graphs(net: ClassicNet, directory: Path | None = None) -> dict[str, bytes]:
-    """The graphs of ``net`` from the disk cache, exported (and cached when possible) on a miss."""
+def cached_graphs(net: ClassicNet, directory: Path | None = None, refresh: bool = False) -> dict[str, bytes]:
+    """The graphs of ``net`` from the disk cache, exported (and cached when possible) on a miss.
+
+    ``refresh``: export and overwrite even when cached (a cached file that failed to load).
+    """
     folder = (directory or cache_dir()) / weights_key(net)
     paths = {g: folder / f"{g}.onnx" for g in GRAPHS}
-    if all(p.is_file() for p in paths.values()):
+    if not refresh and all(p.is_file() for p in paths.values()):
         try:
             return {g: p.read_bytes() for g, p in paths.items()}
         except OSError:
@@ -173,10 +176,20 @@ class OnnxEngine:
         graphs: tuple[str, ...] = GRAPHS,
         cache: bool = True,
     ) -> None:
-        import onnxruntime as ort
 
         use_cache = cache and tuple(graphs) == GRAPHS
         models = cached_graphs(net, directory) if use_cache else export_graphs(net, tuple(graphs))
+        try:
+            self._sessions = self._open(models, graphs, threads)
+        except Exception:  # ORT raises its own types; a damaged cache file is re-exported once
+            if not use_cache:
+                raise
+            self._sessions = self._open(cached_graphs(net, directory, refresh=True), graphs, threads)
+
+    @staticmethod
+    def _open(models: dict[str, bytes], graphs: tuple[str, ...], threads: int) -> dict[str, Any]:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = max(0, int(threads))
@@ -185,9 +198,7 @@ class OnnxEngine:
         # idle pool threads sleep instead of spinning: faster here (the scan's threads and Python share
         # the cores between runs) and polite on a shared CPU, like torch's passive OpenMP wait
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._sessions: dict[str, Any] = {
-            g: ort.InferenceSession(models[g], opts, providers=["CPUExecutionProvider"]) for g in graphs
-        }
+        return {g: ort.InferenceSession(models[g], opts, providers=["CPUExecutionProvider"]) for g in graphs}
 
     def _run(self, graph: str, x: np.ndarray) -> np.ndarray:
         return self._sessions[graph].run(None, {"x": x})[0]
