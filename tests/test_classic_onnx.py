@@ -153,3 +153,27 @@ def test_auto_falls_back_to_torch_when_the_engine_cannot_be_built(monkeypatch) -
     assert model.engine == "torch" and model.score(np.full((64, 64, 3), 128, np.uint8)) > 0
     with pytest.raises(RuntimeError, match="--engine torch"):
         ClassicModel.load(engine="onnx")
+
+
+def test_onnx_threads_follow_the_process_limit(monkeypatch) -> None:
+    """With threads=0 the ONNX pools take torch's thread count (which OMP_NUM_THREADS / batch workers set)."""
+    import torch
+
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    seen: list[int] = []
+    real = onnx_engine.OnnxEngine
+
+    def spy(net, threads=0, *args, **kwargs):
+        seen.append(threads)
+        return real(net, threads, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_engine, "OnnxEngine", spy)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        ClassicModel.load(engine="onnx")
+        ClassicModel.load(engine="onnx", threads=2)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]

@@ -108,7 +108,9 @@ class ClassicModel:
         self._onnx: onnx_engine.OnnxEngine | None = None
         if self.engine == "onnx":
             try:
-                self._onnx = onnx_engine.OnnxEngine(self.net, threads)
+                # ONNX Runtime ignores OMP_NUM_THREADS: follow torch's count, which honours it (and the
+                # per-worker limit of `qprobe batch`), so N workers never start N full-width pools
+                self._onnx = onnx_engine.OnnxEngine(self.net, threads if threads > 0 else torch.get_num_threads())
             except Exception as exc:  # export or runtime failure: "auto" still scores, with torch
                 if engine == "onnx":
                     raise RuntimeError(f"the ONNX Runtime engine could not be built ({exc}); use --engine torch") from exc
