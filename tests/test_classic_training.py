@@ -202,6 +202,7 @@ def test_thread_handover_waits_for_the_detector_child() -> None:
 
     class Child:
         alive = True
+        exitcode = 0
 
         def is_alive(self) -> bool:
             return self.alive
@@ -216,7 +217,11 @@ def test_thread_handover_waits_for_the_detector_child() -> None:
         child.alive = False
         hand()
         hand()
-        assert torch.get_num_threads() == 2 and len(lines) == 1
+        assert torch.get_num_threads() == 2 and len(lines) == 1 and "finished" in lines[0]
+        failed = Child()
+        failed.alive, failed.exitcode = False, 1
+        ThreadHandover(failed, 2, lines.append)()
+        assert "FAILED (exit code 1" in lines[-1]
     finally:
         torch.set_num_threads(before)
 

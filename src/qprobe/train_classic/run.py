@@ -452,7 +452,8 @@ class ThreadHandover:
         if not self.done and not self.child.is_alive():
             self.done = True
             torch.set_num_threads(self.total)
-            self.log(f"[regressor] the detector stage finished: {self.total} threads from here on")
+            how = "finished" if self.child.exitcode == 0 else f"FAILED (exit code {self.child.exitcode}; its log is above)"
+            self.log(f"[regressor] the detector stage {how}: {self.total} threads from here on")
 
 
 def _regressor_and_detector(cfg: TrainClassicConfig, classes: list[str], out: Path, log: Any) -> None:
