@@ -3,7 +3,8 @@
 # from Debian wallpaper packages, none of them in ../shared/data/photos (the photos the shipped
 # weights were trained on). Two disjoint sets of eight:
 #   heldout     (default) the held-out benchmark's photos
-#   validation  a second set, used only to diagnose where defects are lost (never to fit anything)
+#   validation  a second set: the calibration photos of the shipped detector's operating point
+#               (stop 15: qprobe train classic --stage calibrate) and diagnosis; never used for training
 #   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation]
 # then: qprobe bench build --photos OUT_DIR --out bench_heldout --variants 5
 set -euo pipefail
