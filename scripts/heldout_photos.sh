@@ -5,10 +5,11 @@
 #   heldout     (default) the held-out benchmark's photos
 #   validation  a second set: the calibration photos of the shipped detector's operating point
 #               (stop 15: qprobe train classic --stage calibrate) and diagnosis; never used for training
-#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation]
+#   extra       two photographs and six digital illustrations, the out-of-distribution check (stop 15)
+#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation|extra]
 # then: qprobe bench build --photos OUT_DIR --out bench_heldout --variants 5
 set -euo pipefail
-out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation]}"
+out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation|extra]}"
 set_name="${2:-heldout}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -37,10 +38,21 @@ backgrounds/Wine_by_Jakkub_Mede.jpg val_Wine_by_Jakkub_Mede.jpg
 backgrounds/mate/nature/Storm.jpg val_Storm.jpg
 backgrounds/mate/nature/FreshFlower.jpg val_FreshFlower.jpg
 '
+extra='
+backgrounds/mate/nature/RainDrops.jpg x_RainDrops.jpg
+backgrounds/mate/nature/Blinds.jpg x_Blinds.jpg
+wallpapers/Flow/contents/images/5120x2880.jpg x_Flow.jpg
+wallpapers/Honeywave/contents/images/5120x2880.jpg x_Honeywave.jpg
+wallpapers/Shell/contents/images/5120x2880.jpg x_Shell.jpg
+wallpapers/SafeLanding/contents/images/5120x2880.jpg x_SafeLanding.jpg
+backgrounds/string.jpg x_string.jpg
+backgrounds/rhythm.jpg x_rhythm.jpg
+'
 case "$set_name" in
   heldout) list="$heldout" ;;
   validation) list="$validation" ;;
-  *) echo "unknown set: $set_name (heldout or validation)" >&2; exit 2 ;;
+  extra) list="$extra" ;;
+  *) echo "unknown set: $set_name (heldout, validation or extra)" >&2; exit 2 ;;
 esac
 while read -r src name; do
   [ -n "$src" ] && cp -L "$share/$src" "$out/$name"
