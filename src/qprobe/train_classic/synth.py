@@ -141,7 +141,6 @@ class CropMaker:
 
     def __init__(self, net: ClassicNet, classes: Sequence[str], visible_delta: float, max_side: int, feather_frac: float):
         from qprobe.backends.classic import onnx_engine
-        from qprobe.backends.classic.mobilenet import fuse_batchnorm
 
         self.net = net
         # the frozen tap as the runtime runs it: on ONNX Runtime when installed (~2x faster), else
@@ -151,9 +150,7 @@ class CropMaker:
             if onnx_engine.available()
             else None
         )
-        self._tap = copy.deepcopy(net.features[: net.config.defect_tap]).eval()
-        fuse_batchnorm(self._tap)
-        self._tap = self._tap.to(memory_format=torch.channels_last)
+        self._tap: torch.nn.Module | None = None  # the torch fallback, built on first use
         self.classes = list(classes)
         self.names = [c for c in self.classes if c != "clean"]
         self.visible_delta = visible_delta
@@ -202,6 +199,11 @@ class CropMaker:
         """The frozen tap of one crop (fp16, 1 x C x h x w)."""
         if self._onnx is not None:
             return torch.from_numpy(self._onnx.tap(to_batch(rgb).numpy())).half()
+        if self._tap is None:
+            from qprobe.backends.classic.mobilenet import fuse_batchnorm
+
+            tap = copy.deepcopy(self.net.features[: self.net.config.defect_tap]).eval()
+            self._tap = fuse_batchnorm(tap).to(memory_format=torch.channels_last)
         x = normalize(to_batch(rgb)).contiguous(memory_format=torch.channels_last)
         return self._tap(x).contiguous().half()
 
