@@ -64,6 +64,34 @@ def test_zoom_budget_and_forced_probes(backend) -> None:
     assert a.extra["classic"]["crops"] == 2  # the forced crop was looked at too
 
 
+def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backend, monkeypatch) -> None:
+    """The scan runs in a background thread; its result is the plan, and its failure a clean per-image error."""
+    import threading
+
+    from qprobe.backends.classic import policy as policy_mod
+
+    img = make_texture(320, 480, seed=9)
+    expected = backend.assess(img)
+    threads: list[str] = []
+    real = policy_mod.block_features
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(policy_mod, "block_features", spy)
+    again = backend.assess(img)
+    assert threads and threads[0].startswith("qprobe-scan")
+    assert again.score == expected.score and again.probes == expected.probes
+
+    def broken(*args, **kwargs):
+        raise ValueError("scan exploded")
+
+    monkeypatch.setattr(policy_mod, "block_features", broken)
+    failed = backend.assess(img)
+    assert not failed.ok and "scan exploded" in failed.error
+
+
 def test_tiny_and_odd_images(backend) -> None:
     for shape in [(1, 1, 3), (20, 300, 3), (300, 20, 3)]:
         a = backend.assess(np.full(shape, 120, np.uint8))

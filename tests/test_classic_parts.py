@@ -58,12 +58,45 @@ def test_scan_strips_do_not_change_features(monkeypatch) -> None:
 
     img = make_texture(1100, 530, seed=6)  # height not a multiple of the cell: the last strip keeps the border
     img[300:340, 100:200] = 255  # a flat patch across a strip boundary
-    one = block_features(img, workers=1).features
-    for workers in (2, 3):
-        np.testing.assert_array_equal(block_features(img, workers=workers).features, one)
-    monkeypatch.setattr(scan, "STRIP_PIXELS", 530 * 300)  # more strips than workers (bounded memory)
-    for workers in (1, 2):
-        np.testing.assert_array_equal(block_features(img, workers=workers).features, one)
+    for impl in ("pil", "auto"):
+        one = block_features(img, workers=1, impl=impl).features
+        for workers in (2, 3):
+            np.testing.assert_array_equal(block_features(img, workers=workers, impl=impl).features, one)
+        with monkeypatch.context() as m:
+            m.setattr(scan, "STRIP_PIXELS", 530 * 300)  # more strips than workers (bounded memory)
+            for workers in (1, 2):
+                np.testing.assert_array_equal(block_features(img, workers=workers, impl=impl).features, one)
+
+
+def _scan_test_images() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    imgs = {f"texture{h}x{w}": make_texture(h, w, seed=h) for h, w in [(1100, 530), (531, 1101), (129, 257), (250, 250)]}
+    imgs["noise"] = rng.integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    imgs["saturated"] = (rng.integers(0, 2, (200, 330, 3)) * 255).astype(np.uint8)  # Laplacian beyond +-128
+    imgs["flat"] = np.full((160, 200, 3), 128, np.uint8)
+    imgs["tiny"] = make_texture(5, 7, seed=1)
+    return imgs
+
+
+@pytest.mark.parametrize("cell", [32, 24])
+def test_opencv_scan_equals_pillow_reference(cell: int) -> None:
+    """The OpenCV scan reproduces every Pillow operation: the features are identical."""
+    pytest.importorskip("cv2")
+    for name, img in _scan_test_images().items():
+        ref = block_features(img, cell, workers=2, impl="pil").features
+        fast = block_features(img, cell, workers=2, impl="cv").features
+        assert ref.shape == fast.shape, name
+        np.testing.assert_array_equal(fast, ref, err_msg=name)
+    # without the half-resolution copy (short side < 4 cells) the block sums of squares exceed float32's
+    # exact range: the reference's float32 sum rounds, the OpenCV path sums exactly
+    img = make_texture(127, 300, seed=4)
+    ref, fast = block_features(img, 32, impl="pil").features, block_features(img, 32, impl="cv").features
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-3)
+
+
+def test_scan_impl_is_checked() -> None:
+    with pytest.raises(ValueError, match="scan implementation"):
+        block_features(make_texture(64, 64, seed=1), impl="numba")
 
 
 def test_context_median_equals_scipy_median_filter() -> None:

@@ -58,7 +58,7 @@ def test_config_layers(tmp_path):
 def test_import_qprobe_is_light():
     code = (
         "import sys, qprobe, qprobe.cli.main; "
-        "heavy = [m for m in ('torch', 'transformers', 'trl', 'ray', 'fastapi', 'onnx', 'onnxruntime') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'ray', 'fastapi', 'onnx', 'onnxruntime', 'cv2') if m in sys.modules]; "
         "print(json.dumps(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)

@@ -28,6 +28,7 @@ Per episode:
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
@@ -74,10 +75,21 @@ class ClassicPolicy:
         self.image_size = (0, 0)
         self.max_zooms = max_zooms
         self._seen = 0
+        self._planning: Future[None] | None = None
         if image is not None:
             h, w = image.shape[:2]
             self.image_size = (w, h)
-            self._plan_zooms(image)
+            # the scan runs while the environment makes the global view and the regressor scores it
+            # (numpy, OpenCV and ONNX Runtime all release the GIL); the first zoom waits for the plan
+            pool = ThreadPoolExecutor(1, thread_name_prefix="qprobe-scan")
+            self._planning = pool.submit(self._plan_zooms, image)
+            pool.shutdown(wait=False)
+
+    def _planned(self) -> None:
+        """Wait for the scan and the zoom plan (re-raising the scan's error, if any)."""
+        if self._planning is not None:
+            planning, self._planning = self._planning, None
+            planning.result()
 
     def _plan_zooms(self, image: np.ndarray) -> None:
         m = self.model
@@ -176,12 +188,14 @@ class ClassicPolicy:
         for turn in history[self._seen :]:
             self._observe(turn.observation)
         self._seen = len(history)
+        self._planned()
         obs = history[-1].observation
         if self.plan and obs.zooms_left > 0:
             return Zoom(self.plan.pop(0).box)
         return self._answer()
 
     def _answer(self) -> Answer:
+        self._planned()
         s_global = float(self.s_global if self.s_global is not None else 3.0)
         merge_iou = self.model.detector.merge_iou
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self._scan_agrees(d.bbox)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -73,34 +74,61 @@ def _np_blocks(a: np.ndarray, cell_r: int, cell_c: int, rows: int, cols: int) ->
     return a.reshape(rows, cell_r, cols, cell_c).mean(axis=(1, 3))
 
 
-def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int = 2) -> ScanMap:
+SCAN_IMPLS: tuple[str, ...] = ("auto", "cv", "pil")
+"""``pil``: the Pillow reference; ``cv``: the same features on OpenCV (:mod:`.scan_cv`); ``auto``: cv if installed."""
+
+
+def block_features(
+    rgb: np.ndarray | Image.Image, cell: int = 32, workers: int = 2, impl: str = "auto"
+) -> ScanMap:
     """Raw per-block features of an RGB image at native resolution.
 
-    Heavy per-pixel work runs in Pillow's C filters (Laplacian, box
-    reductions); numpy only touches block-level arrays and 1/8 of the columns.
-    Both release the GIL, so ``workers`` threads scan horizontal strips of
-    the image at once; strips of at most ``STRIP_PIXELS`` also bound the
-    scan's memory on very large images. A strip is cut with one block of
-    margin above and below (every filter reaches at most 2 pixels), so the
-    features do not depend on the number of strips.
+    Heavy per-pixel work runs in C: OpenCV's kernels (``impl="cv"``, the
+    default when OpenCV is installed) or Pillow's filters (``"pil"``, the
+    reference; both give the same features); numpy only touches block sums
+    and 1/8 of the columns. All release the GIL, so ``workers`` threads scan
+    horizontal strips of the image at once; strips of at most
+    ``STRIP_PIXELS`` also bound the scan's memory on very large images. A
+    strip is cut with one block of margin above and below (every filter
+    reaches at most 2 pixels), so the features do not depend on the number
+    of strips.
     """
-    pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    orig_w, orig_h = pil.size
+    from qprobe.backends.classic import scan_cv
+
+    if impl not in SCAN_IMPLS:
+        raise ValueError(f"unknown scan implementation {impl!r}; choose one of {', '.join(SCAN_IMPLS)}")
+    use_cv = impl == "cv" or (impl == "auto" and scan_cv.cv2_module() is not None)
+    if use_cv and scan_cv.cv2_module() is None:
+        raise RuntimeError("the 'cv' scan needs OpenCV: pip install opencv-python-headless (or qprobe[classic])")
+    arr = np.asarray(rgb.convert("RGB")) if isinstance(rgb, Image.Image) else np.asarray(rgb)
+    orig_h, orig_w = arr.shape[:2]
     if min(orig_w, orig_h) < 2 * cell:
         cell = max(8, (min(orig_w, orig_h) // 2) // 8 * 8)
     if min(orig_w, orig_h) < 2 * cell:  # tiny image: replicate its border up to two cells
-        arr = np.asarray(pil)
         arr = np.pad(arr, ((0, max(0, 2 * cell - orig_h)), (0, max(0, 2 * cell - orig_w)), (0, 0)), mode="edge")
-        pil = Image.fromarray(arr, "RGB")
-    w, h = pil.size
+    arr = np.ascontiguousarray(arr)
+    h, w = arr.shape[:2]
     rows, cols = max(1, h // cell), max(1, w // cell)
     half = min(w, h) >= 4 * cell  # the mid-frequency and chroma features work on a 2x-reduced copy
+    features: Callable[..., np.ndarray]
+    if use_cv:  # strips are views of the array
+        features = scan_cv.strip_features
+
+        def cut(y0: int, y1: int) -> Any:
+            return arr[y0:y1]
+
+    else:  # one Pillow image; strips are crops of it
+        features, pil = _strip_features_pil, Image.fromarray(arr, "RGB")
+
+        def cut(y0: int, y1: int) -> Any:
+            return pil.crop((0, y0, w, y1))
+
     # at least one strip per worker, and strips of at most STRIP_PIXELS: a 50 MP scan then holds the
     # intermediates of two 8 MP strips at a time, not of the whole image
     n = max(int(workers), math.ceil(w * h / STRIP_PIXELS))
     n = max(1, min(n, rows // STRIP_MIN_ROWS))
     if n == 1:
-        feats = _strip_features(pil, cell, half, rows, cols)
+        feats = features(cut(0, h), cell, half, rows, cols)
     else:
         bounds = [round(rows * k / n) for k in range(n + 1)]
 
@@ -108,8 +136,7 @@ def block_features(rgb: np.ndarray | Image.Image, cell: int = 32, workers: int =
             r0, r1 = bounds[k], bounds[k + 1]
             m0, m1 = max(0, r0 - 1), min(rows, r1 + 1)  # one block of margin on each inner side
             y1 = h if r1 == rows else m1 * cell  # the last strip keeps the image's bottom border
-            part = pil.crop((0, m0 * cell, w, y1))
-            return _strip_features(part, cell, half, m1 - m0, cols)[r0 - m0 : r1 - m0]
+            return features(cut(m0 * cell, y1), cell, half, m1 - m0, cols)[r0 - m0 : r1 - m0]
 
         with ThreadPoolExecutor(max(1, min(int(workers), n))) as pool:
             feats = np.concatenate(list(pool.map(strip, range(n))), axis=0)
@@ -123,8 +150,24 @@ STRIP_PIXELS = 1 << 23
 """A strip has at most about this many pixels (8.4 MP: a 4K image is two strips, 50 MP six)."""
 
 
-def _strip_features(pil: Image.Image, cell: int, use_half: bool, rows: int, cols: int) -> np.ndarray:
-    """rows x cols x F features of an RGB image (or a horizontal strip of one)."""
+def blockiness(y: np.ndarray, cell: int, rows: int, cols: int) -> np.ndarray:
+    """JPEG-grid blockiness per block: log of the mean step across columns 8k-1 | 8k over that at 8k+3 | 8k+4."""
+    h = y.shape[0]
+    on = np.abs(y[:, 8::8].astype(np.int16) - y[:, 7:-1:8].astype(np.int16)).astype(np.float32)
+    off = np.abs(y[:, 4::8].astype(np.int16) - y[:, 3:-1:8].astype(np.int16)).astype(np.float32)
+    n8 = min(on.shape[1], off.shape[1])
+    per = cell // 8
+    rb, cb = min(rows, h // cell), min(cols, n8 // max(per, 1))
+    block = np.zeros((rows, cols), np.float32)
+    if per >= 1 and rb > 0 and cb > 0:
+        block[:rb, :cb] = np.log(
+            (_np_blocks(on[:, :n8], cell, per, rb, cb) + 0.5) / (_np_blocks(off[:, :n8], cell, per, rb, cb) + 0.5)
+        )
+    return block
+
+
+def _strip_features_pil(pil: Image.Image, cell: int, use_half: bool, rows: int, cols: int) -> np.ndarray:
+    """rows x cols x F features of an RGB image (or a horizontal strip of one): the Pillow reference."""
     w, h = pil.size
     luma = pil.convert("L")
     lap = luma.filter(_LAPLACIAN)
@@ -145,18 +188,7 @@ def _strip_features(pil: Image.Image, cell: int, use_half: bool, rows: int, cols
     mean = _np_blocks(y2, hcell, hcell, r2, c2)
     var[:r2, :c2] = np.maximum(_np_blocks(y2 * y2, hcell, hcell, r2, c2) - mean * mean, 0.0)
     del g, y2
-    # JPEG-grid blockiness: steps across columns 8k-1 | 8k vs. steps at 8k+3 | 8k+4
-    y = np.asarray(luma)
-    on = np.abs(y[:, 8::8].astype(np.int16) - y[:, 7:-1:8].astype(np.int16)).astype(np.float32)
-    off = np.abs(y[:, 4::8].astype(np.int16) - y[:, 3:-1:8].astype(np.int16)).astype(np.float32)
-    n8 = min(on.shape[1], off.shape[1])
-    per = cell // 8
-    rb, cb = min(rows, h // cell), min(cols, n8 // max(per, 1))
-    block = np.zeros((rows, cols), np.float32)
-    if per >= 1 and rb > 0 and cb > 0:
-        block[:rb, :cb] = np.log(
-            (_np_blocks(on[:, :n8], cell, per, rb, cb) + 0.5) / (_np_blocks(off[:, :n8], cell, per, rb, cb) + 0.5)
-        )
+    block = blockiness(np.asarray(luma), cell, rows, cols)
     # chroma high frequencies, on the half-resolution image
     small = pil.reduce(2) if use_half else pil
     _, cb_img, cr_img = small.convert("YCbCr").split()
