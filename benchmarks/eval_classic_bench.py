@@ -1,6 +1,7 @@
 """Evaluate a backend on a benchmark built from held-out photos (issue 4's "it must show").
 
     python benchmarks/eval_classic_bench.py BENCH_DIR [--backend classic] [--weights W] [--out OUT.json]
+        [--set KEY=VALUE ...]   (backend settings, e.g. --set max_zooms=6 context_factor=1.25)
 
 Reports, on the images of a `qprobe bench build` output folder:
 
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--bias-probes", type=int, default=2)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="backend settings (YAML values)")
     args = ap.parse_args()
 
     from qprobe.backends import create_backend
@@ -42,7 +44,14 @@ def main() -> None:
     from qprobe.types import Box
 
     rows = load_dataset("qprobe-bench", args.bench)
-    opts = {"weights": args.weights} if args.weights else {}
+    import yaml
+
+    opts: dict[str, object] = {"weights": args.weights} if args.weights else {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
+        opts[key] = yaml.safe_load(value)
     scorer = create_backend(args.backend, **opts)
     trained_on: set[str] = set()
     model = getattr(scorer, "model", None)
@@ -102,6 +111,7 @@ def main() -> None:
         "fp_per_clean_image": round(float(np.mean(fp["clean"])) if fp["clean"] else float("nan"), 4),
         "fp_per_dof_image": round(float(np.mean(fp["dof"])) if fp["dof"] else float("nan"), 4),
         "crop_bias_mean_abs": round(float(np.mean(bias)) if bias else float("nan"), 4),
+        "settings": {k: v for k, v in opts.items() if k != "weights"},
         "seconds": round(time.time() - t0, 1),
     }
     if glob and len(glob) == len(scores):

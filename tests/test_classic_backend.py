@@ -92,6 +92,24 @@ def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backen
     assert not failed.ok and "scan exploded" in failed.error
 
 
+def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
+    assert create_backend("classic", weights=str(weights)).zoom_budget(10000, 5000) == 8  # off by default
+    b = create_backend("classic", weights=str(weights), zooms_per_mp=1)
+    assert b.zoom_budget(3840, 2160) == 8  # 8.3 MP: the base budget
+    assert b.zoom_budget(1920, 1080) == 8  # never below it
+    assert b.zoom_budget(5312, 2988) == 15  # 15.9 MP: one zoom per whole megapixel
+    assert b.zoom_budget(10000, 5000) == 16  # capped
+    assert create_backend("classic", max_zooms=20, zooms_per_mp=1).zoom_budget(10000, 5000) == 20
+    with pytest.raises(ValueError, match="zooms_per_mp"):
+        create_backend("classic", zooms_per_mp=-1)
+    # the budget reaches the episode: a 0.3 MP image at 10 zooms per MP gets 3, not max_zooms (2)
+    small = dict(weights=str(weights), view_long_side=256, zoom_side=96, max_crop_side=192, max_zooms=2)
+    img = make_texture(450, 700, seed=4)
+    assert len(create_backend("classic", **small, zooms_per_mp=10).assess(img).probes) == 3
+    assert len(create_backend("classic", **small, zooms_per_mp=0).assess(img).probes) == 2
+    assert len(create_backend("classic", **small, zooms_per_mp=10).assess(img, max_zooms=1).probes) == 1
+
+
 def test_tiny_and_odd_images(backend) -> None:
     for shape in [(1, 1, 3), (20, 300, 3), (300, 20, 3)]:
         a = backend.assess(np.full(shape, 120, np.uint8))

@@ -104,6 +104,10 @@ class ProbingBackend(Backend):
         and see the image only through the environment's observations.
         """
 
+    def zoom_budget(self, width: int, height: int) -> int | None:
+        """This backend's zoom budget for an image of this size (``None``: the environment's default)."""
+        return None
+
     def make_env(self, max_zooms: int | None = None) -> ProbeEnv:
         cfg = self.env_config
         if max_zooms is not None and max_zooms != cfg.max_zooms:
@@ -128,7 +132,8 @@ class ProbingBackend(Backend):
         except (TypeError, ValueError) as exc:
             return self.failed(image, path, f"cannot use this input as an image: {exc}", t0)
         try:
-            env = self.make_env(max_zooms)
+            budget = max_zooms if max_zooms is not None else self.zoom_budget(pixels.shape[1], pixels.shape[0])
+            env = self.make_env(budget)
             result = run_episode(
                 env, self.make_policy(seed=seed, image=pixels), pixels, path=src_path, forced_probes=forced_probes, seed=seed
             )

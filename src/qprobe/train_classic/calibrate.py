@@ -109,7 +109,8 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
         image = load_rgb(row.path)
         model = _RecordingModel(backend.model)
         policy = backend.policy_for(model, image)
-        run_episode(backend.make_env(), policy, image, path=row.path)
+        env = backend.make_env(backend.zoom_budget(image.shape[1], image.shape[0]))  # as assess() sizes it
+        run_episode(env, policy, image, path=row.path)
         out.append(
             Episode(
                 kind=str(row.extra.get("kind", "dof" if row.dof else "degraded")),

@@ -39,8 +39,20 @@ class ClassicConfig:
 
     weights: str | None = field(default=None, metadata={"help": "Weight file; default: the shipped one."})
     max_zooms: int = field(
-        default=8, metadata={"help": "Zoom budget per image (a crop costs only the frozen tap and the defect head)."}
+        default=8,
+        metadata={
+            "help": "Zoom budget per image (a crop costs only the frozen tap and the defect head); "
+            "larger images get more (zooms_per_mp)."
+        },
     )
+    zooms_per_mp: float = field(
+        default=0.0,
+        metadata={
+            "help": "Give images over max_zooms megapixels this many zooms per megapixel (up to zoom_cap), "
+            "so the zooms cover a similar share of every image; 0 (default): max_zooms for every size."
+        },
+    )
+    zoom_cap: int = field(default=16, metadata={"help": "Most zooms zooms_per_mp gives an image."})
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
     max_crop_side: int = field(
@@ -77,6 +89,8 @@ class ClassicBackend(ProbingBackend):
 
         self.config = from_dict(ClassicConfig, overrides)
         cfg = self.config
+        if cfg.max_zooms < 0 or cfg.zoom_cap < 0 or cfg.zooms_per_mp < 0:
+            raise ValueError("max_zooms, zoom_cap and zooms_per_mp must be >= 0")
         check_planner(cfg.planner)  # fail before any weights load
         check_engine(cfg.engine)
         super().__init__(
@@ -122,6 +136,20 @@ class ClassicBackend(ProbingBackend):
         ident["weights_sha256"] = file_sha256(path) if os.path.isfile(path) else None
         return ident
 
+    def zoom_budget(self, width: int, height: int) -> int:
+        """``max_zooms``, or ``zooms_per_mp`` per megapixel (whole ones) up to ``zoom_cap`` if that is more.
+
+        A fixed budget covers an ever smaller share of ever larger images (a
+        4K photo is 8.3 MP, a 20 MP photo has 2.4x its area). Measured with
+        ``zooms_per_mp=1`` (README): held-out recall 0.714 -> 0.750 (photos of
+        4-20 MP; SRCC 0.848 -> 0.834, still no false box), but no recall
+        gained on the out-of-distribution set and more false boxes on its
+        grainy artwork (2.0 -> 2.6 per clean image): off by default.
+        """
+        cfg = self.config
+        scaled = int(width * height / 1e6 * cfg.zooms_per_mp) if cfg.zooms_per_mp > 0 else 0
+        return max(cfg.max_zooms, min(cfg.zoom_cap, scaled))
+
     def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
         return self.policy_for(self.model, image)
 
@@ -130,6 +158,5 @@ class ClassicBackend(ProbingBackend):
         from qprobe.backends.classic.policy import ClassicPolicy
 
         cfg = self.config
-        return ClassicPolicy(
-            model, image, self.env_config.max_zooms, planner=cfg.planner, context_factor=cfg.context_factor
-        )
+        budget = self.zoom_budget(image.shape[1], image.shape[0]) if image is not None else cfg.max_zooms
+        return ClassicPolicy(model, image, budget, planner=cfg.planner, context_factor=cfg.context_factor)
