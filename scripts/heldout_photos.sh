@@ -6,16 +6,17 @@
 #   validation  a second set: the calibration photos of the shipped detector's operating point
 #               (stop 15: qprobe train classic --stage calibrate) and diagnosis; never used for training
 #   extra       two photographs and six digital illustrations, the out-of-distribution check (stop 15)
-#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation|extra]
+#   renders     eight computer-generated wallpapers (GNOME, Debian themes), a second such check (stop 16)
+#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation|extra|renders]
 # then: qprobe bench build --photos OUT_DIR --out bench_heldout --variants 5
 set -euo pipefail
-out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation|extra]}"
+out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation|extra|renders]}"
 set_name="${2:-heldout}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 (cd "$work" && apt-get download mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04 \
-  lomiri-wallpapers-20.04 lomiri-wallpapers ukui-wallpapers >/dev/null 2>&1)
+  lomiri-wallpapers-20.04 lomiri-wallpapers ukui-wallpapers gnome-backgrounds desktop-base >/dev/null 2>&1)
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
 share="$work/x/usr/share"
 heldout='
@@ -48,11 +49,22 @@ wallpapers/SafeLanding/contents/images/5120x2880.jpg x_SafeLanding.jpg
 backgrounds/string.jpg x_string.jpg
 backgrounds/rhythm.jpg x_rhythm.jpg
 '
+renders='
+backgrounds/gnome/wood-d.webp y_wood-d.webp
+backgrounds/gnome/pixels-l.webp y_pixels-l.webp
+backgrounds/gnome/licorice-d.webp y_licorice-d.webp
+backgrounds/gnome/truchet-l.webp y_truchet-l.webp
+backgrounds/gnome/adwaita-d.webp y_adwaita-d.webp
+desktop-base/homeworld-theme/plymouth/plymouth_background_homeworld.png y_homeworld-theme_plymouth_plymouth_background_homeworld.png
+desktop-base/softwaves-theme/plymouth/plymouth_background_waves.png y_softwaves-theme_plymouth_plymouth_background_waves.png
+desktop-base/spacefun-theme/plymouth/background.png y_spacefun-theme_plymouth_background.png
+'
 case "$set_name" in
   heldout) list="$heldout" ;;
   validation) list="$validation" ;;
   extra) list="$extra" ;;
-  *) echo "unknown set: $set_name (heldout, validation or extra)" >&2; exit 2 ;;
+  renders) list="$renders" ;;
+  *) echo "unknown set: $set_name (heldout, validation, extra or renders)" >&2; exit 2 ;;
 esac
 while read -r src name; do
   [ -n "$src" ] && cp -L "$share/$src" "$out/$name"
