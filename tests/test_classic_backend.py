@@ -103,7 +103,7 @@ def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
     with pytest.raises(ValueError, match="zooms_per_mp"):
         create_backend("classic", zooms_per_mp=-1)
     # the budget reaches the episode: a 0.3 MP image at 10 zooms per MP gets 3, not max_zooms (2)
-    small = dict(weights=str(weights), view_long_side=256, zoom_side=96, max_crop_side=192, max_zooms=2)
+    small = {"weights": str(weights), "view_long_side": 256, "zoom_side": 96, "max_crop_side": 192, "max_zooms": 2}
     img = make_texture(450, 700, seed=4)
     assert len(create_backend("classic", **small, zooms_per_mp=10).assess(img).probes) == 3
     assert len(create_backend("classic", **small, zooms_per_mp=0).assess(img).probes) == 2

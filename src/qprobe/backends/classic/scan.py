@@ -22,13 +22,14 @@ P(defect) per block. Nothing here needs torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter
 from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image, ImageFilter
 from scipy import ndimage
 
 FEATURE_NAMES: tuple[str, ...] = (

@@ -91,7 +91,7 @@ def reduce2(a: np.ndarray) -> np.ndarray:
 def strip_features(rgb: np.ndarray, cell: int, use_half: bool, rows: int, cols: int) -> np.ndarray:
     """rows x cols x F features of an RGB array (or a horizontal strip of one); see the reference."""
     cv2 = cv2_module()
-    h, w = rgb.shape[:2]
+    w = rgb.shape[1]
     luma = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
     lap = laplacian(luma)
     m_hf = pil_block_means(cv2.convertScaleAbs(lap, alpha=2.0), cell, rows, cols) / 2.0
@@ -99,7 +99,7 @@ def strip_features(rgb: np.ndarray, cell: int, use_half: bool, rows: int, cols: 
     del lap
     half = reduce2(luma) if use_half else luma
     hs = half.shape[1] / float(w)
-    hcell = max(1, int(round(cell * hs)))
+    hcell = max(1, round(cell * hs))
     r2, c2 = min(rows, half.shape[0] // hcell), min(cols, half.shape[1] // hcell)
     # |horizontal step| + |vertical step| on the half-resolution luma, summed per block
     g = np.zeros(half.shape, np.uint16)
