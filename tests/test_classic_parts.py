@@ -94,9 +94,17 @@ def test_opencv_scan_equals_pillow_reference(cell: int) -> None:
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-3)
 
 
-def test_scan_impl_is_checked() -> None:
+def test_scan_impl_is_checked(monkeypatch) -> None:
+    from qprobe.backends.classic import scan_cv
+
+    img = make_texture(200, 260, seed=1)
     with pytest.raises(ValueError, match="scan implementation"):
-        block_features(make_texture(64, 64, seed=1), impl="numba")
+        block_features(img, impl="numba")
+    ref = block_features(img, impl="pil").features
+    monkeypatch.setattr(scan_cv, "_CV2", False)  # as if OpenCV were not installed
+    np.testing.assert_array_equal(block_features(img).features, ref)  # auto: the Pillow reference
+    with pytest.raises(RuntimeError, match="OpenCV"):
+        block_features(img, impl="cv")
 
 
 def test_context_median_equals_scipy_median_filter() -> None:
