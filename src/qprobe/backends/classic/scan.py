@@ -196,6 +196,13 @@ def _strip_features_pil(pil: Image.Image, cell: int, use_half: bool, rows: int, 
     chroma = np.zeros((rows, cols), np.float32)
     for band in (cb_img, cr_img):
         chroma[:r2, :c2] += _blocks(band.filter(_LAPLACIAN).point(_ABS2_LUT), hcell, r2, c2) / 2.0
+    return stack_features(m_hf, m_mf, var, block, flat, chroma)
+
+
+def stack_features(
+    m_hf: np.ndarray, m_mf: np.ndarray, var: np.ndarray, block: np.ndarray, flat: np.ndarray, chroma: np.ndarray
+) -> np.ndarray:
+    """The per-block measurements → rows x cols x F features, in ``FEATURE_NAMES`` order."""
     return np.stack(
         [
             np.log(m_hf + EPS),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from qprobe.backends.classic.scan import EPS, blockiness
+from qprobe.backends.classic.scan import blockiness, stack_features
 
 _CV2: Any = None
 
@@ -121,16 +121,5 @@ def strip_features(rgb: np.ndarray, cell: int, use_half: bool, rows: int, cols: 
     for k in (1, 2):
         band = np.ascontiguousarray(ycc[..., k])
         chroma[:r2, :c2] += pil_block_means(cv2.convertScaleAbs(laplacian(band), alpha=2.0), hcell, r2, c2) / 2.0
-    return np.stack(
-        [
-            np.log(m_hf + EPS),
-            np.log(m_mf + EPS),
-            np.log((m_hf + 0.5) / (m_mf + 0.5)),
-            np.log(var + 1.0),
-            block,
-            flat,
-            np.log(chroma + EPS),
-        ],
-        axis=2,
-    ).astype(np.float32)
+    return stack_features(m_hf, m_mf, var, block, flat, chroma)
 
