@@ -42,14 +42,14 @@ class ClassicConfig:
         default=8,
         metadata={
             "help": "Zoom budget per image (a crop costs only the frozen tap and the defect head); "
-            "larger images get more (zooms_per_mp)."
+            "with zooms_per_mp, larger images get more."
         },
     )
     zooms_per_mp: float = field(
         default=0.0,
         metadata={
-            "help": "Give images over max_zooms megapixels this many zooms per megapixel (up to zoom_cap), "
-            "so the zooms cover a similar share of every image; 0 (default): max_zooms for every size."
+            "help": "Zooms per megapixel where that comes to more than max_zooms (up to zoom_cap), so the "
+            "zooms cover a similar share of every image; 0 (default): max_zooms for every size."
         },
     )
     zoom_cap: int = field(default=16, metadata={"help": "Most zooms zooms_per_mp gives an image."})
