@@ -111,3 +111,8 @@ def test_classic_planner_option(tmp_path: Path, good: Path) -> None:
         assert len(row["probes"]) == 2
     res = runner.invoke(app, ["score", str(good), "--weights", str(w), "--planner", "grid"])
     assert res.exit_code != 0 and "planner" in res.output
+    # --zooms-per-mp: a 0.35 MP image at 10 zooms per MP gets 3 zooms; --max-zooms is the floor
+    res = runner.invoke(app, ["score", str(good), "--weights", str(w), "--json", "--max-zooms", "2", "--zooms-per-mp", "10"])
+    assert res.exit_code == 0, res.output
+    (row,) = _lines(res.stdout)
+    assert len(row["probes"]) == 3

@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
         engine: Optional[str] = typer.Option(
             None, "--engine", help="classic: network runtime, 'auto' (default: onnx when installed), 'onnx' or 'torch'."
         ),
+        zooms_per_mp: Optional[float] = typer.Option(
+            None, "--zooms-per-mp", help="classic: zooms per megapixel where that exceeds --max-zooms (up to 16); default 0."
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -137,6 +140,10 @@ def register(app: typer.Typer) -> None:
             options["planner"] = planner
         if engine is not None:
             options["engine"] = engine
+        if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
+            options["zooms_per_mp"] = zooms_per_mp
+            if max_zooms is not None:
+                options["max_zooms"], max_zooms = max_zooms, None
         llm_options = {"model": model, "base_url": base_url, "max_pixels": max_pixels, "dump_inputs": dump_inputs}
         options.update({k: v for k, v in llm_options.items() if v is not None})
         if expected_score:
