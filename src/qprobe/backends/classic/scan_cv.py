@@ -14,7 +14,7 @@ kernels and integer block sums, reproducing each Pillow operation exactly:
   ``INTER_AREA`` halving on even sizes (odd sizes use Pillow).
 
 Equality with the reference is a test (``tests/test_classic_parts.py``).
-On a 4K photo the scan takes ≈ 2.5x less time. OpenCV comes with the
+On a 4K photo the scan takes 84 instead of 157 ms (two strip threads). OpenCV comes with the
 ``classic`` extra; without it the scan runs the reference.
 """
 
