@@ -330,3 +330,34 @@ def test_fit_fusion_takes_the_weakest_alpha_the_data_supports() -> None:
     (chosen,) = fit_fusion(s, keep, y)
     assert 0.0 < chosen < best  # noisy data: a weaker alpha is within one standard error
     assert fit_fusion(s, keep, y) == (chosen,)  # deterministic
+
+
+def test_policy_zooms_only_where_a_found_defect_could_be_kept() -> None:
+    """A planned zoom whose crop holds no scan block above the agreement threshold is not made."""
+    from types import SimpleNamespace
+
+    from qprobe.agent.actions import Answer, Zoom
+    from qprobe.agent.env import Observation, Turn
+    from qprobe.backends.classic.detector import DetectorSettings
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.proposals import Proposal
+    from qprobe.backends.classic.scan import ScanMap
+
+    prob = np.zeros((20, 40), np.float32)
+    prob[2, 3] = 0.9  # one agreeing block at x 96-128, y 64-96
+    far, near = Box(900, 300, 1000, 400), Box(160, 40, 260, 140)  # near: its 1.5x crop reaches x 135-285
+    for confirmable_only, expect in ((True, []), (False, [far, near])):
+        model = SimpleNamespace(scan_threshold=0.5, agree_threshold=0.8, detector=DetectorSettings(), fusion=[1.0])
+        pol = ClassicPolicy(model, None, 8, confirmable_only=confirmable_only)
+        pol.image_size, pol.view_scale = (1280, 640), 0.5
+        pol.scan, pol.prob = ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640), prob
+        pol.plan = [Proposal(far, 0.5, "texture"), Proposal(near, 0.5, "texture")]
+        obs = Observation("crop", None, None, 1, zooms_left=8)
+        made = []
+        while isinstance(action := pol.act([Turn(obs)]), Zoom):
+            made.append(action.box)
+        assert made == expect and isinstance(action, Answer)
+        assert pol.skipped == (2 if confirmable_only else 0)
+    pol.plan, pol.skipped = [Proposal(Box(60, 40, 160, 140), 0.5, "anomaly")], 0
+    pol.confirmable_only = True
+    assert isinstance(pol.act([Turn(obs)]), Zoom) and pol.skipped == 0  # its crop covers the block

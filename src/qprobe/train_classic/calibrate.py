@@ -108,7 +108,8 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
     for k, row in enumerate(rows):
         image = load_rgb(row.path)
         model = _RecordingModel(backend.model)
-        policy = backend.policy_for(model, image)
+        # every planned zoom, whatever the agreement threshold: replay drops the ones a point would skip
+        policy = backend.policy_for(model, image, confirmable_only=False)
         env = backend.make_env(backend.zoom_budget(image.shape[1], image.shape[0]))  # as assess() sizes it
         run_episode(env, policy, image, path=row.path)
         out.append(
@@ -129,8 +130,16 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
     return out
 
 
-def replay(model: Any, episodes: Sequence[Episode], iou: float = 0.3) -> dict[str, float]:
-    """Recall, false boxes per clean / DoF image and SRCC of ``model``'s current operating point."""
+def replay(
+    model: Any, episodes: Sequence[Episode], iou: float = 0.3, confirmable_only: bool = True
+) -> dict[str, float]:
+    """Recall, false boxes per clean / DoF image and SRCC of ``model``'s current operating point.
+
+    With ``confirmable_only`` (the backend's default), a recorded crop in which
+    no scan block passes this point's agreement threshold is left out, as the
+    live policy would not have made that zoom (the plan does not depend on the
+    operating point, so the live crops are a subset of the recorded ones).
+    """
     from qprobe.eval.metrics import srcc
 
     hits = n_truth = 0
@@ -139,6 +148,8 @@ def replay(model: Any, episodes: Sequence[Episode], iou: float = 0.3) -> dict[st
     for ep in episodes:
         pol = ClassicPolicy.from_record(model, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
         for maps, box in ep.crops:
+            if confirmable_only and not pol.can_confirm(box):
+                continue
             pol.add_crop(model.detections_from_maps(maps, box))
         ans = pol.answer()
         for t in ep.truth:

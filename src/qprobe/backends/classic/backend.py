@@ -52,6 +52,10 @@ class ClassicConfig:
             "zooms cover a similar share of every image; 0 (default): max_zooms for every size."
         },
     )
+    plan_size: int = field(
+        default=0,
+        metadata={"help": "Zooms planned per image, of which up to the budget are made (0: the budget, at least 8)."},
+    )
     zoom_cap: int = field(default=16, metadata={"help": "Most zooms zooms_per_mp gives an image."})
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
@@ -62,6 +66,14 @@ class ClassicConfig:
         default=320, metadata={"help": "Side of the five crops the global view is scored on (0: score it whole)."}
     )
     context_factor: float = field(default=1.5, metadata={"help": "Context enlargement of each zoom box."})
+    confirmable_only: bool = field(
+        default=True,
+        metadata={
+            "help": "Make a planned zoom only where its crop holds a scan block above the agreement threshold "
+            "(elsewhere no found defect could be kept, so the zoom cannot change the answer); False: spend "
+            "the whole budget, texture-rich windows once the scan's evidence runs out."
+        },
+    )
     planner: str = field(
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
@@ -153,10 +165,23 @@ class ClassicBackend(ProbingBackend):
     def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
         return self.policy_for(self.model, image)
 
-    def policy_for(self, model: Any, image: np.ndarray | None) -> "ClassicPolicy":
-        """A policy of this backend's settings driving ``model`` (a ClassicModel or a wrapper of one)."""
+    def policy_for(
+        self, model: Any, image: np.ndarray | None, confirmable_only: bool | None = None
+    ) -> "ClassicPolicy":
+        """A policy of this backend's settings driving ``model`` (a ClassicModel or a wrapper of one).
+
+        ``confirmable_only`` overrides the setting (the calibration records every planned zoom).
+        """
         from qprobe.backends.classic.policy import ClassicPolicy
 
         cfg = self.config
         budget = self.zoom_budget(image.shape[1], image.shape[0]) if image is not None else cfg.max_zooms
-        return ClassicPolicy(model, image, budget, planner=cfg.planner, context_factor=cfg.context_factor)
+        return ClassicPolicy(
+            model,
+            image,
+            budget,
+            planner=cfg.planner,
+            context_factor=cfg.context_factor,
+            confirmable_only=cfg.confirmable_only if confirmable_only is None else confirmable_only,
+            plan_size=cfg.plan_size,
+        )

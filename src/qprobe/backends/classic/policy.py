@@ -8,8 +8,11 @@ Per episode:
    a planner (:mod:`~qprobe.backends.classic.proposals`; by default greedy
    coverage of the scan's evidence by ``zoom_side`` windows) turns it into
    zooms, up to the budget. When the evidence runs out, the remaining zooms
-   go to the most texture-rich blocks (where local damage would show) so
-   the policy does not learn "a crop means damage".
+   go to the most texture-rich blocks (where local damage would show).
+   With ``confirmable_only`` (the default) a planned zoom is made only where
+   its crop holds a scan block above the agreement threshold (step 4):
+   anywhere else nothing the head finds could be kept, so the zoom cannot
+   change the answer and the policy answers instead of spending it.
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it.
 4. **Agreement and extent** — a defect the head finds is kept only where
@@ -35,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from qprobe.agent.actions import Action, Answer, Zoom
+from qprobe.agent.cropping import CropConfig, CropError, context_box
 from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
@@ -60,10 +64,14 @@ class ClassicPolicy:
         max_zooms: int,
         planner: str = "windows",
         context_factor: float = 1.5,
+        confirmable_only: bool = True,
+        plan_size: int = 0,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
         self.context_factor = context_factor
+        self.confirmable_only = confirmable_only
+        self.skipped = 0  # planned zooms not made: their crop could not confirm a defect
         self.plan: list[Proposal] = []
         self.scan: ScanMap | None = None
         self.prob: np.ndarray | None = None
@@ -74,6 +82,7 @@ class ClassicPolicy:
         self.defects: list[Defect] = []
         self.image_size = (0, 0)
         self.max_zooms = max_zooms
+        self.plan_size = plan_size
         self._seen = 0
         self._planning: Future[None] | None = None
         if image is not None:
@@ -100,10 +109,35 @@ class ClassicPolicy:
             prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
         if m.scan_weights is not None:
             self.scan, self.prob = scan, prob
-        n = max(self.max_zooms, PLAN_SIZE)
+        n = self.plan_size or max(self.max_zooms, PLAN_SIZE)
         self.plan = plan_zooms(
             self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
         )
+
+    def can_confirm(self, crop_box: Box) -> bool:
+        """Whether a defect found in ``crop_box`` (original pixels) could pass the scan agreement.
+
+        A kept defect needs a scan block above the agreement threshold inside
+        its box, and the head's boxes lie inside the crop: a crop without
+        such a block can add nothing to the answer (its detections could only
+        widen an agreed box of another crop that they overlap).
+        """
+        return self._scan_agrees(crop_box)
+
+    def _next_zoom(self) -> Zoom | None:
+        """The next planned zoom worth making (see ``confirmable_only``), or ``None``."""
+        while self.plan:
+            box = self.plan.pop(0).box
+            if not self.confirmable_only:
+                return Zoom(box)
+            try:
+                eff = context_box(box, self.image_size, CropConfig(context_factor=self.context_factor), self.view_scale)
+            except CropError:  # let the environment report it
+                return Zoom(box)
+            if self.can_confirm(eff):
+                return Zoom(box)
+            self.skipped += 1
+        return None
 
     @classmethod
     def from_record(
@@ -190,9 +224,8 @@ class ClassicPolicy:
         self._seen = len(history)
         self._planned()
         obs = history[-1].observation
-        if self.plan and obs.zooms_left > 0:
-            return Zoom(self.plan.pop(0).box)
-        return self._answer()
+        zoom = self._next_zoom() if obs.zooms_left > 0 else None
+        return zoom if zoom is not None else self._answer()
 
     def _answer(self) -> Answer:
         self._planned()
@@ -214,6 +247,7 @@ class ClassicPolicy:
             "classic": {
                 "s_global": round(s_global, 4),
                 "crops": self.crops,
+                "skipped_zooms": self.skipped,
                 "keep": round(keep, 4),
                 "unseen": round(unseen, 4),
             }
