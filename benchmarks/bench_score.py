@@ -4,7 +4,8 @@
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
-decode); for the classic backend also the same with its torch engine
+decode); the same for a locally damaged copy of it (three regions: noise,
+JPEG, blur), where the agent zooms differently; for the classic backend also the same with its torch engine
 (``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
 scores it and of one that only decodes it (target: <= 1.5 GB). The test
 images are made from ../shared/data/photos when present (else synthesized).
@@ -41,6 +42,26 @@ def make_jpeg(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
         arr = 120 + 60 * np.sin(xx / 97.0)[..., None] * np.cos(yy / 71.0)[..., None] + rng.normal(0, 12, (h, w, 3))
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     img.save(path, quality=92)
+    return path
+
+
+DAMAGE = (  # (degradation, severity, box x1, y1, x2, y2) on the 3840x2160 image
+    ("gaussian_noise", 3, 600, 300, 1000, 700),
+    ("jpeg", 4, 2200, 1200, 2700, 1600),
+    ("gaussian_blur", 3, 1500, 900, 1900, 1300),
+)
+
+
+def make_damaged(src: Path, path: Path, seed: int = 0) -> Path:
+    """A copy of the JPEG ``src`` with the ``DAMAGE`` regions degraded (registered degradations)."""
+    from qprobe.bench.degradations import create_degradation
+
+    arr = np.asarray(Image.open(src).convert("RGB"), dtype=np.float32).copy()
+    rng = np.random.default_rng(seed)
+    for name, severity, x1, y1, x2, y2 in DAMAGE:
+        deg = create_degradation(name)
+        arr[y1:y2, x1:x2] = deg.apply(arr[y1:y2, x1:x2], severity, rng, **deg.sample(severity, rng))
+    Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8)).save(path, quality=92)
     return path
 
 
@@ -117,7 +138,9 @@ def main() -> None:
         if args.backend == "classic" and args.compare_torch and engine != "torch":
             ref = create_backend(args.backend, **backend_options(args.backend, args.threads, "torch"))
             ref.assess(str(uhd))
-        decode, score, score_ref = [], [], []
+        damaged = make_damaged(uhd, Path(tmp) / "uhd_damaged.jpg")
+        scorer.assess(str(damaged))
+        decode, score, score_ref, decode_dmg, score_dmg = [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load changes hit all alike
             t = time.perf_counter()
             load_rgb(uhd)
@@ -126,6 +149,13 @@ def main() -> None:
             a = scorer.assess(str(uhd))
             score.append(time.perf_counter() - t)
             assert a.ok, a.error
+            t = time.perf_counter()
+            load_rgb(damaged)
+            decode_dmg.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            a_dmg = scorer.assess(str(damaged))
+            score_dmg.append(time.perf_counter() - t)
+            assert a_dmg.ok, a_dmg.error
             if ref is not None:
                 t = time.perf_counter()
                 b = ref.assess(str(uhd))
@@ -138,6 +168,9 @@ def main() -> None:
         print(f"  score median       {s:.3f} s   (target <= 1.0 s)")
         print(f"  score / decode     {s / d:.2f}x   (target <= 5x)")
         print(f"  zooms {len(a.probes)}, defects {len(a.defects)}")
+        dd, sd = statistics.median(decode_dmg), statistics.median(score_dmg)
+        print(f"  damaged copy ({len(DAMAGE)} regions): decode {dd:.3f} s, score {sd:.3f} s, {sd / dd:.2f}x; "
+              f"zooms {len(a_dmg.probes)}, defects {len(a_dmg.defects)}")
         if score_ref:
             r = statistics.median(score_ref)
             print(f"  torch engine       {r:.3f} s   ({r / d:.2f}x decode; {engine} is {r / s:.2f}x faster)")
