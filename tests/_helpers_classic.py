@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 
-def make_random_weights(path: Path, classes: tuple[str, ...] = ("clean", "gaussian_blur", "gaussian_noise")) -> Path:
-    """A complete, valid weight file with random heads (for plumbing tests, not for quality)."""
+def make_random_weights(
+    path: Path, classes: tuple[str, ...] = ("clean", "gaussian_blur", "gaussian_noise"), **net: object
+) -> Path:
+    """A complete, valid weight file with random heads (for plumbing tests, not for quality).
+
+    ``net``: NetConfig overrides (e.g. ``aux="efficientnet_lite0"``, ``members=2``).
+    """
     import torch
 
     from qprobe.backends.classic.model import ClassicNet, NetConfig
@@ -17,7 +22,7 @@ def make_random_weights(path: Path, classes: tuple[str, ...] = ("clean", "gaussi
     from qprobe.backends.classic.weights import ClassicWeights, save_weights
 
     torch.manual_seed(0)
-    cfg = NetConfig(classes=list(classes))
+    cfg = NetConfig(classes=list(classes), **net)  # type: ignore[arg-type]
     net = ClassicNet(cfg)
     d = 3 * len(FEATURE_NAMES) + 1
     rng = np.random.default_rng(0)

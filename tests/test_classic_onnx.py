@@ -177,3 +177,25 @@ def test_onnx_threads_follow_the_process_limit(monkeypatch) -> None:
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 2]
+
+
+def test_engines_agree_with_a_second_quality_backbone(tmp_path, monkeypatch, texture_image: np.ndarray) -> None:
+    """The EfficientNet-Lite0 top is exported and run too; the score averages every top."""
+    import torch
+    from _helpers_classic import make_random_weights
+
+    from qprobe.backends.classic.runtime import ClassicModel
+
+    monkeypatch.setenv("QPROBE_CACHE", str(tmp_path / "cache"))
+    path = make_random_weights(tmp_path / "aux.pt", members=2, aux="efficientnet_lite0")
+    t, o = ClassicModel.load(path, engine="torch", threads=2), ClassicModel.load(path, engine="onnx", threads=2)
+    assert t.net.n_tops == 3 and sorted(p.name for p in (tmp_path / "cache").rglob("*.onnx")) == [
+        "astem.onnx", "atop.onnx", "crop.onnx", "stem.onnx", "top.onnx"]
+    for view in (texture_image, texture_image[:203, :517], texture_image[7:99, 3:130]):
+        assert abs(t.score(view) - o.score(view)) < 1e-3
+    # each top counts once: the MobileNetV2 pair's mean and the aux score, weighted 2 : 1
+    with torch.no_grad():
+        t.net.aux.quality.bias.add_(3.0)  # the torch engine runs the live network
+    view = texture_image[:256, :320]
+    before = o.score(view)
+    assert t.score(view) == pytest.approx(before + 1.0, abs=1e-3)

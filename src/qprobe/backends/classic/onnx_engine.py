@@ -7,6 +7,8 @@ The classic backend spends its time in three small graphs of one
   and the head; run once per zoom);
 * ``stem``: the global view (uint8) → the frozen stem's feature map;
 * ``top``: a batch of stem-map crops → the ensemble's quality score;
+* ``astem`` / ``atop``: the same two for the second quality backbone, when
+  the network has one (``NetConfig.aux``);
 
 and, for training (:mod:`qprobe.train_classic`), ``tap``: an image → the
 frozen tap the defect head reads.
@@ -45,7 +47,13 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "onnx", "torch")
 OPSET = 17
 GRAPHS = ("crop", "stem", "top")  # what the runtime runs
-EXPORTABLE = (*GRAPHS, "tap")
+AUX_GRAPHS = ("astem", "atop")  # and, for a network with a second quality backbone, these
+EXPORTABLE = (*GRAPHS, *AUX_GRAPHS, "tap")
+
+
+def runtime_graphs(net: ClassicNet) -> tuple[str, ...]:
+    """The graphs the runtime runs for ``net``."""
+    return GRAPHS + (AUX_GRAPHS if getattr(net, "aux", None) is not None else ())
 
 
 def available() -> bool:
@@ -120,6 +128,14 @@ def export_graphs(net: ClassicNet, names: tuple[str, ...] = GRAPHS) -> dict[str,
             return Graph(plain, plain.stem), image
         if name == "tap":
             return Graph(plain, plain.tap), image
+        if name in AUX_GRAPHS:
+            if plain.aux is None:
+                raise ValueError(f"graph {name!r} needs a network with an aux backbone")
+            if name == "astem":
+                return Graph(plain, plain.aux.stem), image  # 96 x 128: multiples of 16, as the runtime feeds it
+            with torch.no_grad():
+                channels = int(plain.aux.stem(image[:, :, :32, :32]).shape[1])
+            return Graph(plain, plain.aux.score_from_stem), torch.zeros(2, channels, 6, 8)
         with torch.no_grad():  # "top" reads stem maps: their channel count from one small stem pass
             channels = int(plain.stem(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)).shape[1])
         return Graph(plain, plain.score_from_stem), torch.zeros(2, channels, 6, 8)
@@ -150,13 +166,13 @@ def cached_graphs(net: ClassicNet, directory: Path | None = None, refresh: bool 
     ``refresh``: export and overwrite even when cached (a cached file that failed to load).
     """
     folder = (directory or cache_dir()) / weights_key(net)
-    paths = {g: folder / f"{g}.onnx" for g in GRAPHS}
+    paths = {g: folder / f"{g}.onnx" for g in runtime_graphs(net)}
     if not refresh and all(p.is_file() for p in paths.values()):
         try:
             return {g: p.read_bytes() for g, p in paths.items()}
         except OSError:
             pass
-    graphs = export_graphs(net)
+    graphs = export_graphs(net, runtime_graphs(net))
     try:
         from qprobe._fs import atomic_write_bytes
 
@@ -181,11 +197,12 @@ class OnnxEngine:
         net: ClassicNet,
         threads: int = 0,
         directory: Path | None = None,
-        graphs: tuple[str, ...] = GRAPHS,
+        graphs: tuple[str, ...] | None = None,
         cache: bool = True,
     ) -> None:
+        graphs = runtime_graphs(net) if graphs is None else tuple(graphs)
 
-        use_cache = cache and tuple(graphs) == GRAPHS
+        use_cache = cache and graphs == runtime_graphs(net)
         models = cached_graphs(net, directory) if use_cache else export_graphs(net, tuple(graphs))
         try:
             self._sessions = self._open(models, graphs, threads)
@@ -226,3 +243,11 @@ class OnnxEngine:
     def scores(self, stem_crops: np.ndarray) -> np.ndarray:
         """N x C x h x w stem-map crops → N ensemble scores."""
         return self._run("top", np.ascontiguousarray(stem_crops, dtype=np.float32))
+
+    def aux_stem(self, x_uint8: np.ndarray) -> np.ndarray:
+        """N x 3 x H x W uint8 (multiples of 16) → the aux backbone's stem map."""
+        return self._run("astem", np.ascontiguousarray(x_uint8, dtype=np.uint8))
+
+    def aux_scores(self, stem_crops: np.ndarray) -> np.ndarray:
+        """N x C x h x w aux stem-map crops → N aux scores."""
+        return self._run("atop", np.ascontiguousarray(stem_crops, dtype=np.float32))

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from qprobe.backends.classic.efficientnet import fit_multiple
 from qprobe.backends.classic.detector import DetectorSettings, Lattice, detect, softmax
 from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
 from qprobe.backends.classic.mobilenet import fuse_batchnorm
@@ -132,22 +134,46 @@ class ClassicModel:
         cross-validation did.
         """
         view = fit_side(rgb, self.max_crop_side)
-        batch = to_batch(view)
-        if self.score_flip:
-            batch = torch.cat([batch, batch.flip(3)], dim=0)
         # the stem runs once on the whole view and the crops are cut from its map, exactly as the
         # regressor was trained and cross-validated on cached stem maps (cropping pixels instead
         # would give every crop zero-padded borders that training never saw)
-        stem = self._stem(batch)
+        score = self._five_crop_score(self._stem(self._batch(view)), self._scores)
+        if self.net.aux is None:
+            return score
+        # the second backbone's stem sees the view cut to a multiple of 16 px, as in its training
+        aux = self._five_crop_score(self._aux_stem(self._batch(fit_multiple(view))), self._aux_scores)
+        return float(self.net.combine(score, aux))
+
+    def _batch(self, view: np.ndarray) -> torch.Tensor:
+        """The view as a uint8 batch (with its mirror when the regressor was trained with flips)."""
+        batch = to_batch(view)
+        return torch.cat([batch, batch.flip(3)], dim=0) if self.score_flip else batch
+
+    def _five_crop_score(self, stem: np.ndarray, scores_of: Any) -> float:
+        """Mean score of the five ``score_cells`` crops (corners, centre) of every map in ``stem``."""
         h, w = int(stem.shape[2]), int(stem.shape[3])
         size = self.score_cells or max(h, w)
         ch, cw, origins = five_crop_origins(h, w, size)
         # a map as tall (or wide) as a crop repeats corners: score each distinct crop once
         unique = sorted(set(origins))
-        weights = np.repeat(np.asarray([origins.count(o) for o in unique], dtype=np.float64), len(batch))
+        weights = np.repeat(np.asarray([origins.count(o) for o in unique], dtype=np.float64), len(stem))
         crops = np.concatenate([stem[:, :, y : y + ch, x : x + cw] for y, x in unique], axis=0)
-        scores = self._scores(crops).astype(np.float64)
+        scores = scores_of(crops).astype(np.float64)
         return float((scores * weights).sum() / weights.sum())
+
+    def _aux_stem(self, batch: torch.Tensor) -> np.ndarray:
+        """The aux backbone's frozen stem map of a uint8 batch."""
+        if self._onnx is not None:
+            return self._onnx.aux_stem(batch.numpy())
+        assert self.net.aux is not None
+        return self.net.aux.stem(batch).contiguous().numpy()
+
+    def _aux_scores(self, crops: np.ndarray) -> np.ndarray:
+        """The aux backbone's score of each stem-map crop."""
+        if self._onnx is not None:
+            return self._onnx.aux_scores(crops)
+        assert self.net.aux is not None
+        return self.net.aux.score_from_stem(torch.from_numpy(np.ascontiguousarray(crops))).numpy()
 
     def _stem(self, batch: torch.Tensor) -> np.ndarray:
         """The frozen stem's map of a uint8 batch (numpy, whichever engine runs it)."""
