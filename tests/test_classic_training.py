@@ -198,6 +198,12 @@ def test_train_classic_cli_honours_the_config_files_out(tmp_path: Path) -> None:
     assert (tmp_path / "from_config" / "config.yaml").is_file()  # not the --out default
     res = CliRunner().invoke(app, ["train", "classic", "--config", str(recipe), "--out", str(tmp_path / "cli")])
     assert res.exit_code == 0 and (tmp_path / "cli" / "config.yaml").is_file()  # the option wins
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())["aux"] == "efficientnet_lite0"
+    res = CliRunner().invoke(app, ["train", "classic", "--config", str(recipe), "--out", str(tmp_path / "no_aux"),
+                                   "--aux", ""])
+    assert res.exit_code == 0 and yaml.safe_load((tmp_path / "no_aux" / "config.yaml").read_text())["aux"] == ""
 
 
 def test_thread_handover_waits_for_the_detector_child() -> None:

@@ -20,7 +20,12 @@ def register(train_app: typer.Typer) -> None:
         folds: Optional[int] = typer.Option(None, "--folds", help="CLIVE cross-validation folds (0: skip)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Regressor fine-tuning epochs."),
         split: Optional[int] = typer.Option(None, "--split", help="Frozen stem = the first N MobileNetV2 blocks (7..18)."),
-        members: Optional[int] = typer.Option(None, "--members", help="Regressor ensemble size (tops on the stem)."),
+        members: Optional[int] = typer.Option(
+            None, "--members", help="MobileNetV2 regressor tops on the stem (the aux backbone is one more)."
+        ),
+        aux: Optional[str] = typer.Option(
+            None, "--aux", help="Second quality backbone: efficientnet_lite0 (default) or '' for none."
+        ),
         max_clive: Optional[int] = typer.Option(None, "--max-clive", help="Use only N CLIVE images (smoke tests)."),
         max_photos: Optional[int] = typer.Option(None, "--max-photos", help="Use only N training photos."),
         variants: Optional[int] = typer.Option(None, "--variants", help="Degraded variants per training photo."),
@@ -59,6 +64,7 @@ def register(train_app: typer.Typer) -> None:
             "photos": None if photos is None else str(photos),
             "folds": folds,
             "split": split,
+            "aux": aux,
             "max_clive": max_clive,
             "max_photos": max_photos,
             "fusion_images": fusion_images,
