@@ -324,3 +324,25 @@ def test_aux_top_trains_and_the_runtime_scores_what_cross_validation_predicted(t
     save_weights(ClassicWeights(dataclasses.asdict(net.config), net.state_dict(), {}, {}), path, half=False)
     for engine in ("torch", "auto"):
         assert ClassicModel.load(path, score_crop=320, engine=engine).score(rgb) == pytest.approx(expected, abs=1e-4)
+
+
+def test_import_detector_takes_a_weight_files_head_scan_and_operating_point(tmp_path: Path) -> None:
+    """``--detector-from``: the assemble stage pairs this run's regressor with another file's detector."""
+    from _helpers_classic import make_random_weights
+
+    from qprobe.backends.classic.weights import load_weights
+    from qprobe.bench.degradations import list_degradations
+    from qprobe.train_classic.run import import_detector
+
+    classes = ["clean", *list_degradations()]
+    src = load_weights(make_random_weights(tmp_path / "src.pt", classes=tuple(classes)))
+    out = tmp_path / "run"
+    out.mkdir()
+    import_detector(tmp_path / "src.pt", out, classes, log=lambda line: None)
+    det = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
+    assert det["detector"] == src.detector and det["scan"] == src.scan and det["classes"] == classes
+    for k, v in det["defect"].items():
+        assert torch.equal(v, src.state_dict[f"defect.{k}"])
+    assert json.loads((out / "detector.json").read_text())["imported_from"]["path"] == str(tmp_path / "src.pt")
+    with pytest.raises(ValueError, match="other defect classes"):
+        import_detector(tmp_path / "src.pt", out, classes[:-1], log=lambda line: None)

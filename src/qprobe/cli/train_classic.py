@@ -45,6 +45,9 @@ def register(train_app: typer.Typer) -> None:
             "--calibration-bench",
             help="Benchmark of photos outside training on which the calibrate stage picks the detector's operating point.",
         ),
+        detector_from: Optional[Path] = typer.Option(
+            None, "--detector-from", help="Assemble with the detector (head, scan, operating point) of this weight file."
+        ),
         install: bool = typer.Option(False, "--install", help="Copy the result over the shipped package weights."),
         stage: Optional[list[str]] = typer.Option(
             None, "--stage", help="Run only these stages (repeatable): regressor, detector, assemble, calibrate."
@@ -72,6 +75,7 @@ def register(train_app: typer.Typer) -> None:
             "parallel": parallel,
             "imagenet": None if imagenet is None else str(imagenet),
             "calibration_bench": None if calibration_bench is None else str(calibration_bench),
+            "detector_from": None if detector_from is None else str(detector_from),
             "install": install or None,
             "stages": stage or None,
         }

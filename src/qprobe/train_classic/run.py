@@ -98,6 +98,14 @@ class TrainClassicConfig:
             "the calibrate stage picks the detector's operating point; empty: keep the training-benchmark one."
         },
     )
+    detector_from: str = field(
+        default="",
+        metadata={
+            "help": "A classic weight file whose defect head, scan model and operating point the assemble stage "
+            "takes instead of this run's detector stage (written to out/detector.pt first): retrain the regressor "
+            "and keep a detector."
+        },
+    )
     regressor: RegressorConfig = field(default_factory=RegressorConfig, metadata={"help": "Regressor fine-tuning."})
     detector: DetectorTrainConfig = field(default_factory=DetectorTrainConfig, metadata={"help": "Detector training."})
     calibration: CalibrationConfig = field(
@@ -320,6 +328,30 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     atomic_write_json(out / "detector.json", info)
     log(f"[detector] {json.dumps(info)}")
     return info
+
+
+def import_detector(weights_path: str | Path, out: Path, classes: list[str], log: Any = print) -> None:
+    """Write ``out/detector.pt`` (and ``detector.json``) from an existing classic weight file.
+
+    The defect head reads only frozen ImageNet blocks (``defect_tap <= split``),
+    so it is independent of the regressor and may be paired with any
+    regressor trained from the same ImageNet initialisation.
+    """
+    from qprobe._fs import atomic_write_json
+    from qprobe.backends.classic.weights import load_weights
+
+    w = load_weights(weights_path)
+    if list(w.net_config.get("classes", [])) != list(classes):
+        raise ValueError(f"{weights_path} was trained with other defect classes than this benchmark's")
+    head = {k[len("defect.") :]: v for k, v in w.state_dict.items() if k.startswith("defect.")}
+    if not head or not w.scan or not w.detector:
+        raise ValueError(f"{weights_path} holds no trained detector")
+    torch.save({"defect": head, "scan": dict(w.scan), "detector": dict(w.detector), "classes": list(classes)},
+               out / "detector.pt")
+    record = dict(w.meta.get("detector") or {})
+    record["imported_from"] = {"path": str(weights_path), "calibration": w.meta.get("calibration")}
+    atomic_write_json(out / "detector.json", json.loads(json.dumps(record, default=str)))
+    log(f"[detector] imported from {weights_path}: {json.dumps(w.detector)}")
 
 
 def _head_crops(
@@ -556,6 +588,8 @@ def run(cfg: TrainClassicConfig, log: Any = print) -> Path:
         if "detector" in cfg.stages:
             stage_detector(cfg, initial_net(cfg, classes), out, log)
     if "assemble" in cfg.stages:
+        if cfg.detector_from:
+            import_detector(cfg.detector_from, out, classes, log)
         path = stage_assemble(cfg, initial_net(cfg, classes), out, log)
     if "calibrate" in cfg.stages:
         path = stage_calibrate(cfg, out, log)
