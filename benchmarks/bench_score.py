@@ -65,6 +65,20 @@ def make_damaged(src: Path, path: Path, seed: int = 0) -> Path:
     return path
 
 
+def decode_and_score(scorer: object, path: Path, decode: list[float], score: list[float]) -> object:
+    """Time decoding ``path`` and scoring it (appended to ``decode`` / ``score``); the assessment."""
+    from qprobe.io import load_rgb
+
+    t = time.perf_counter()
+    load_rgb(path)
+    decode.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    a = scorer.assess(str(path))  # type: ignore[attr-defined]
+    score.append(time.perf_counter() - t)
+    assert a.ok, a.error
+    return a
+
+
 def backend_options(backend: str, threads: int, engine: str) -> dict[str, object]:
     if backend != "classic":
         return {}
@@ -127,7 +141,6 @@ def main() -> None:
         return
 
     from qprobe.backends import create_backend
-    from qprobe.io import load_rgb
 
     with tempfile.TemporaryDirectory() as tmp:
         uhd = make_jpeg(Path(tmp) / "uhd.jpg", (3840, 2160))
@@ -142,20 +155,8 @@ def main() -> None:
         scorer.assess(str(damaged))
         decode, score, score_ref, decode_dmg, score_dmg = [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load changes hit all alike
-            t = time.perf_counter()
-            load_rgb(uhd)
-            decode.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            a = scorer.assess(str(uhd))
-            score.append(time.perf_counter() - t)
-            assert a.ok, a.error
-            t = time.perf_counter()
-            load_rgb(damaged)
-            decode_dmg.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            a_dmg = scorer.assess(str(damaged))
-            score_dmg.append(time.perf_counter() - t)
-            assert a_dmg.ok, a_dmg.error
+            a = decode_and_score(scorer, uhd, decode, score)
+            a_dmg = decode_and_score(scorer, damaged, decode_dmg, score_dmg)
             if ref is not None:
                 t = time.perf_counter()
                 b = ref.assess(str(uhd))

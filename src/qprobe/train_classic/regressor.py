@@ -120,6 +120,20 @@ def _sample_positions(feat: torch.Tensor, k: int, rng: np.random.Generator) -> t
     return flat[:, idx].T.reshape(k, c, 1, 1)
 
 
+def _optimizer(
+    trunk: list[nn.Parameter], head: list[nn.Parameter], config: RegressorConfig, n: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, int]:
+    """AdamW with the trunk's and the head's learning rates, a cosine schedule over all steps, steps per epoch."""
+    opt = torch.optim.AdamW(
+        [{"params": trunk, "lr": config.lr_trunk}, {"params": head, "lr": config.lr_head}],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = max(1, n // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    return opt, sched, steps_per_epoch
+
+
 def train_regressor(
     net: ClassicNet,
     stems: list[torch.Tensor],
@@ -141,17 +155,8 @@ def train_regressor(
     with torch.no_grad():
         net.quality.bias.fill_(float(np.mean(mos)))
     trunk_params = [p for p in net.features[net.config.split :].parameters()]
-    opt = torch.optim.AdamW(
-        [
-            {"params": trunk_params, "lr": config.lr_trunk},
-            {"params": net.quality.parameters(), "lr": config.lr_head},
-        ],
-        weight_decay=config.weight_decay,
-    )
     n = len(stems)
-    steps_per_epoch = max(1, n // config.batch_size)
-    total = steps_per_epoch * config.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    opt, sched, steps_per_epoch = _optimizer(trunk_params, list(net.quality.parameters()), config, n)
     target_all = torch.tensor(mos, dtype=torch.float32)
     pointwise = pointwise_top(net)
     step = 0
@@ -299,14 +304,8 @@ def train_aux(
         p.requires_grad_(True)
     with torch.no_grad():
         model.quality.bias.fill_(float(np.mean(mos)))
-    opt = torch.optim.AdamW(
-        [{"params": trunk, "lr": config.lr_trunk}, {"params": model.quality.parameters(), "lr": config.lr_head}],
-        weight_decay=config.weight_decay,
-    )
     n = len(stems)
-    steps_per_epoch = max(1, n // config.batch_size)
-    total = steps_per_epoch * config.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    opt, sched, steps_per_epoch = _optimizer(trunk, list(model.quality.parameters()), config, n)
     target_all = torch.tensor(mos, dtype=torch.float32)
     for epoch in range(config.epochs):
         model.train()
