@@ -361,3 +361,29 @@ def test_policy_zooms_only_where_a_found_defect_could_be_kept() -> None:
     pol.plan, pol.skipped = [Proposal(Box(60, 40, 160, 140), 0.5, "anomaly")], 0
     pol.confirmable_only = True
     assert isinstance(pol.act([Turn(obs)]), Zoom) and pol.skipped == 0  # its crop covers the block
+
+
+def test_skipped_zooms_do_not_spend_their_budget_further_down_the_plan() -> None:
+    """The rule only leaves zooms out: with a budget of 2, a confirmable third proposal is still not made."""
+    from types import SimpleNamespace
+
+    from qprobe.agent.actions import Answer, Zoom
+    from qprobe.agent.env import Observation, Turn
+    from qprobe.backends.classic.detector import DetectorSettings
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.proposals import Proposal
+    from qprobe.backends.classic.scan import ScanMap
+
+    prob = np.full((20, 40), 0.9, np.float32)
+    prob[:, :20] = 0.0  # the left half cannot confirm anything
+    model = SimpleNamespace(scan_threshold=0.5, agree_threshold=0.8, detector=DetectorSettings(), fusion=[1.0])
+    pol = ClassicPolicy(model, None, 2)
+    pol.image_size, pol.view_scale = (1280, 640), 0.5
+    pol.scan, pol.prob = ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640), prob
+    left, right, right2 = Box(100, 100, 200, 200), Box(1000, 100, 1100, 200), Box(1000, 400, 1100, 500)
+    pol.plan = [Proposal(b, 0.5, "anomaly") for b in (left, right, right2)]
+    made, left_over = [], 2
+    while isinstance(action := pol.act([Turn(Observation("crop", None, None, 1, zooms_left=left_over))]), Zoom):
+        made.append(action.box)
+        left_over -= 1
+    assert made == [right] and isinstance(action, Answer) and pol.skipped == 1

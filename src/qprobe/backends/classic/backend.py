@@ -52,10 +52,6 @@ class ClassicConfig:
             "zooms cover a similar share of every image; 0 (default): max_zooms for every size."
         },
     )
-    plan_size: int = field(
-        default=0,
-        metadata={"help": "Zooms planned per image, of which up to the budget are made (0: the budget, at least 8)."},
-    )
     zoom_cap: int = field(default=16, metadata={"help": "Most zooms zooms_per_mp gives an image."})
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
@@ -183,5 +179,4 @@ class ClassicBackend(ProbingBackend):
             planner=cfg.planner,
             context_factor=cfg.context_factor,
             confirmable_only=cfg.confirmable_only if confirmable_only is None else confirmable_only,
-            plan_size=cfg.plan_size,
         )

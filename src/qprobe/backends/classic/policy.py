@@ -65,7 +65,6 @@ class ClassicPolicy:
         planner: str = "windows",
         context_factor: float = 1.5,
         confirmable_only: bool = True,
-        plan_size: int = 0,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
@@ -82,7 +81,7 @@ class ClassicPolicy:
         self.defects: list[Defect] = []
         self.image_size = (0, 0)
         self.max_zooms = max_zooms
-        self.plan_size = plan_size
+        self._budgeted = False  # the plan was cut to the zooms the first decision could make
         self._seen = 0
         self._planning: Future[None] | None = None
         if image is not None:
@@ -109,7 +108,7 @@ class ClassicPolicy:
             prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
         if m.scan_weights is not None:
             self.scan, self.prob = scan, prob
-        n = self.plan_size or max(self.max_zooms, PLAN_SIZE)
+        n = max(self.max_zooms, PLAN_SIZE)
         self.plan = plan_zooms(
             self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
         )
@@ -124,8 +123,18 @@ class ClassicPolicy:
         """
         return self._scan_agrees(crop_box)
 
-    def _next_zoom(self) -> Zoom | None:
-        """The next planned zoom worth making (see ``confirmable_only``), or ``None``."""
+    def _next_zoom(self, zooms_left: int) -> Zoom | None:
+        """The next planned zoom worth making (see ``confirmable_only``), or ``None``.
+
+        The rule only leaves zooms out, it never adds one: the plan is first cut
+        to the zooms the policy would make without it, so a skipped zoom's
+        budget is not spent further down the plan (and a recording of every
+        planned zoom replays any agreement threshold exactly).
+        """
+        if zooms_left <= 0:
+            return None
+        if not self._budgeted:
+            self.plan, self._budgeted = self.plan[:zooms_left], True
         while self.plan:
             box = self.plan.pop(0).box
             if not self.confirmable_only:
@@ -224,7 +233,7 @@ class ClassicPolicy:
         self._seen = len(history)
         self._planned()
         obs = history[-1].observation
-        zoom = self._next_zoom() if obs.zooms_left > 0 else None
+        zoom = self._next_zoom(obs.zooms_left)
         return zoom if zoom is not None else self._answer()
 
     def _answer(self) -> Answer:
