@@ -116,3 +116,21 @@ def test_classic_planner_option(tmp_path: Path, good: Path) -> None:
     assert res.exit_code == 0, res.output
     (row,) = _lines(res.stdout)
     assert len(row["probes"]) == 3
+
+
+def test_classic_all_zooms_option(tmp_path: Path, good: Path) -> None:
+    """Zooms where no found defect could be kept are not made, unless --all-zooms."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    from qprobe.backends.classic.weights import load_weights, save_weights
+
+    w = load_weights(make_random_weights(tmp_path / "w.pt"))
+    w.detector["agree_threshold"] = 1.0  # no scan block can agree: no zoom could change the answer
+    save_weights(w, tmp_path / "strict.pt")
+    args = ["score", str(good), "--weights", str(tmp_path / "strict.pt"), "--json", "--max-zooms", "2"]
+    for extra, zooms in (([], 0), (["--all-zooms"], 2)):
+        res = runner.invoke(app, args + extra)
+        assert res.exit_code == 0, res.output
+        (row,) = _lines(res.stdout)
+        assert len(row["probes"]) == zooms and row["defects"] == []

@@ -109,6 +109,9 @@ def register(app: typer.Typer) -> None:
         zooms_per_mp: Optional[float] = typer.Option(
             None, "--zooms-per-mp", help="classic: zooms per megapixel where that exceeds --max-zooms (up to 16); default 0."
         ),
+        all_zooms: bool = typer.Option(
+            False, "--all-zooms", help="classic: spend the whole budget, also where no found defect could be kept."
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -140,6 +143,8 @@ def register(app: typer.Typer) -> None:
             options["planner"] = planner
         if engine is not None:
             options["engine"] = engine
+        if all_zooms:
+            options["confirmable_only"] = False
         if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
             options["zooms_per_mp"] = zooms_per_mp
             if max_zooms is not None:
