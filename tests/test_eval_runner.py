@@ -166,7 +166,10 @@ def test_full_clive_baselines(clive_dir: Path, tmp_path: Path) -> None:
     res = evaluate(["niqe", "brisque", "piqe"], rows, tmp_path / "full", workers=2, progress=False)
     for n in ("niqe", "brisque", "piqe"):
         assert res.scorers[n].report.n_ok == 820
-    assert res.metric("brisque", "srcc") > 0.5
+    # the README table's values, within their 95 % bootstrap intervals (the LIVE-trained BRISQUE SVR
+    # reaches 0.42 on CLIVE, not the > 0.5 this test used to demand and never got)
+    for name, (lo, hi) in {"niqe": (0.131, 0.261), "brisque": (0.363, 0.478), "piqe": (0.042, 0.185)}.items():
+        assert lo <= res.metric(name, "srcc") <= hi, name
 
 
 def test_cli_config_recipe_and_ls(clive_dir: Path, tmp_path: Path) -> None:
