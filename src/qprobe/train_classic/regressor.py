@@ -120,18 +120,46 @@ def _sample_positions(feat: torch.Tensor, k: int, rng: np.random.Generator) -> t
     return flat[:, idx].T.reshape(k, c, 1, 1)
 
 
-def _optimizer(
-    trunk: list[nn.Parameter], head: list[nn.Parameter], config: RegressorConfig, n: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, int]:
-    """AdamW with the trunk's and the head's learning rates, a cosine schedule over all steps, steps per epoch."""
+def _fit(
+    model: nn.Module,
+    trunk: list[nn.Parameter],
+    head: list[nn.Parameter],
+    mos: np.ndarray,
+    config: RegressorConfig,
+    rng: np.random.Generator,
+    predict_batch: Callable[[np.ndarray], torch.Tensor],
+    log: bool = True,
+    tag: str = "",
+) -> None:
+    """The shared fine-tuning loop: AdamW (trunk and head learning rates), cosine schedule over all steps,
+    L1 + (1 − batch PLCC), BN statistics frozen; ``predict_batch(indices)`` gives the batch's predictions."""
     opt = torch.optim.AdamW(
         [{"params": trunk, "lr": config.lr_trunk}, {"params": head, "lr": config.lr_head}],
         weight_decay=config.weight_decay,
     )
+    n = len(mos)
     steps_per_epoch = max(1, n // config.batch_size)
     total = steps_per_epoch * config.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    return opt, sched, steps_per_epoch
+    target_all = torch.tensor(mos, dtype=torch.float32)
+    for epoch in range(config.epochs):
+        model.train()
+        _freeze_bn(model)
+        order = rng.permutation(n)
+        t0, losses = time.time(), []
+        for b in range(steps_per_epoch):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            y = target_all[idx]
+            pred = predict_batch(idx)
+            loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        if log:
+            print(f"    {tag}epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
 
 
 def train_regressor(
@@ -155,41 +183,22 @@ def train_regressor(
     with torch.no_grad():
         net.quality.bias.fill_(float(np.mean(mos)))
     trunk_params = [p for p in net.features[net.config.split :].parameters()]
-    n = len(stems)
-    opt, sched, steps_per_epoch = _optimizer(trunk_params, list(net.quality.parameters()), config, n)
-    target_all = torch.tensor(mos, dtype=torch.float32)
     pointwise = pointwise_top(net)
-    step = 0
-    for epoch in range(config.epochs):
-        net.train()
-        _freeze_bn(net)
-        order = rng.permutation(n)
-        t0, losses = time.time(), []
-        for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            y = target_all[idx]
-            if pointwise:
-                k = config.positions
-                x = torch.cat([_sample_positions(stems[int(i)].float(), k, rng) for i in idx], dim=0)
-                feats = net.top(x).reshape(len(idx), k, -1).mean(dim=1)
-                pred = net.quality(net.dropout(feats)).squeeze(1)
-            else:
-                crops = []
-                for i in idx:
-                    src = flipped if flipped is not None and rng.random() < 0.5 else stems
-                    crops.append(_random_crop(src[int(i)], config.crop, rng).float())
-                x = torch.cat(crops, dim=0).contiguous(memory_format=torch.channels_last)
-                pred = net.score_from_top(net.top(x))
-            loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(float(loss.detach()))
-        if log:
-            print(f"    epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
-    net.eval()
+
+    def predict_batch(idx: np.ndarray) -> torch.Tensor:
+        if pointwise:
+            k = config.positions
+            x = torch.cat([_sample_positions(stems[int(i)].float(), k, rng) for i in idx], dim=0)
+            feats = net.top(x).reshape(len(idx), k, -1).mean(dim=1)
+            return net.quality(net.dropout(feats)).squeeze(1)
+        crops = []
+        for i in idx:
+            src = flipped if flipped is not None and rng.random() < 0.5 else stems
+            crops.append(_random_crop(src[int(i)], config.crop, rng).float())
+        x = torch.cat(crops, dim=0).contiguous(memory_format=torch.channels_last)
+        return net.score_from_top(net.top(x))
+
+    _fit(net, trunk_params, list(net.quality.parameters()), mos, config, rng, predict_batch, log)
     return net.to(memory_format=torch.contiguous_format)
 
 
@@ -304,28 +313,12 @@ def train_aux(
         p.requires_grad_(True)
     with torch.no_grad():
         model.quality.bias.fill_(float(np.mean(mos)))
-    n = len(stems)
-    opt, sched, steps_per_epoch = _optimizer(trunk, list(model.quality.parameters()), config, n)
-    target_all = torch.tensor(mos, dtype=torch.float32)
-    for epoch in range(config.epochs):
-        model.train()
-        _freeze_bn(model)
-        order = rng.permutation(n)
-        t0, losses = time.time(), []
-        for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            x = torch.cat([_random_crop(stems[int(i)], config.crop, rng).float() for i in idx], dim=0)
-            pred = model.score_from_stem(x)
-            y = target_all[idx]
-            loss = (pred - y).abs().mean() + config.plcc_weight * plcc_loss(pred, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        if log:
-            print(f"    aux epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f} ({time.time() - t0:.0f}s)", flush=True)
-    model.eval()
+
+    def predict_batch(idx: np.ndarray) -> torch.Tensor:
+        x = torch.cat([_random_crop(stems[int(i)], config.crop, rng).float() for i in idx], dim=0)
+        return model.score_from_stem(x)
+
+    _fit(model, trunk, list(model.quality.parameters()), mos, config, rng, predict_batch, log, tag="aux ")
     return model
 
 
