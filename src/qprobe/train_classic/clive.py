@@ -127,7 +127,8 @@ def _stem_runner(net: torch.nn.Module, graph: str = "stem") -> Callable[[torch.T
     def run(x: torch.Tensor) -> torch.Tensor:
         if not engine:
             engine.append(onnx_engine.OnnxEngine(net, torch.get_num_threads(), graphs=(graph,), cache=False))
-        return torch.from_numpy(engine[0]._run(graph, np.ascontiguousarray(x.numpy(), dtype=np.uint8)))
+        run_graph = engine[0].aux_stem if graph == "astem" else engine[0].stem
+        return torch.from_numpy(run_graph(x.numpy()))
 
     return run
 
