@@ -328,3 +328,77 @@ def test_recipe_fingerprints_degradation_parameters():
     assert list(params) == ["haze"] and len(params["haze"]) == 5
     assert cfg.recipe_hash() != BenchConfig(degradations=["haze", "jpeg"]).recipe_hash()
     assert cfg.recipe_hash() == BenchConfig(degradations=["haze"], workers=4, variants=9).recipe_hash()
+
+
+def _flat_and_textured(folder: Path) -> Path:
+    """Two photos: a smooth gradient (nothing for blur to change) and a textured one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    flat = np.broadcast_to(np.linspace(90, 110, 480, dtype=np.float32)[None, :, None], (320, 480, 3))
+    Image.fromarray(flat.astype(np.uint8)).save(folder / "flat.png")
+    Image.fromarray(make_texture(320, 480, seed=3)).save(folder / "tex.png")
+    return folder
+
+
+def test_invisible_draws_are_redrawn_or_dropped(tmp_path):
+    photos = _flat_and_textured(tmp_path / "photos")
+    kw = dict(variants=3, dof_per_photo=0, clean=False, degradations=["gaussian_blur"])
+    summary = build(_cfg(photos, tmp_path / "v", **kw))
+    log = [json.loads(line) for line in (tmp_path / "v" / "degradations.jsonl").read_text().splitlines()]
+    # the gradient: every draw stayed invisible through its re-draws, so its images fail with a reason
+    flat = [e for e in log if e["source_id"] == "flat"]
+    assert not flat and len(summary.errors) == 3 and all("too little texture" in e for e in summary.errors)
+    kept = [e for e in log if "dropped" not in e]
+    assert kept and all(e["visible_change"] >= 1.0 for e in kept)
+    # every label changed the pixels of its box visibly
+    src = load_rgb(photos / "tex.png").astype(np.int16)
+    rows = read_manifest(tmp_path / "v" / "manifest.jsonl")
+    assert len(rows) == 3 and all(r.source_id == "tex" for r in rows)
+    for row in rows:
+        img = load_rgb(tmp_path / "v" / row.path).astype(np.int16)
+        for d in row.defects:
+            x1, y1, x2, y2 = d.bbox.to_int()
+            assert np.abs(img[y1:y2, x1:x2] - src[y1:y2, x1:x2]).mean() >= 1.0
+    # without the rule the gradient's invisible blur is labelled as a defect
+    summary0 = build(_cfg(photos, tmp_path / "all", min_visible=0.0, **kw))
+    assert not summary0.errors
+    log0 = [json.loads(line) for line in (tmp_path / "all" / "degradations.jsonl").read_text().splitlines()]
+    assert any(e["source_id"] == "flat" and e["visible_change"] < 1.0 for e in log0)
+
+
+def test_visibility_rule_redraws_and_drops(tmp_path):
+    """A draw that is invisible on its first region is moved to a visible one, or logged as dropped."""
+    from qprobe.bench.items import Photo
+    from qprobe.bench.render import PhotoTask, _PhotoRenderer
+    from qprobe.bench.items import ItemSpec
+
+    img = make_texture(320, 480, seed=5)
+    img[:, :240] = 100  # a flat left half
+    cfg = BenchConfig(degradations=["gaussian_blur"], max_regions=3, min_regions=3)
+    task = PhotoTask(Photo("p", tmp_path / "p.png", "p.png"), (), cfg, cfg.recipe_hash(), cfg.draw_hash())
+    r = _PhotoRenderer(task, img)
+    from qprobe.bench.regions import Region
+    from qprobe.types import Box
+
+    flat = Region(Box(20, 20, 120, 120), 0.06, 1.0, 1.0)
+    out = img.copy()
+    res, region, _, change, redraws = r._inject_visible(out, flat, "gaussian_blur", 5, 1, "k", [flat.box], 0)
+    if res is None:
+        assert change < 1.0 and np.array_equal(out, img)  # undone
+    else:
+        assert redraws >= 1 and region.box != flat.box and change >= 1.0
+        x1, y1, x2, y2 = region.box.to_int()
+        changed = np.argwhere(np.any(out != img, axis=2))
+        assert changed.size and changed[:, 0].min() >= y1 and changed[:, 0].max() < y2
+        assert changed[:, 1].min() >= x1 and changed[:, 1].max() < x2  # only the new box was written
+
+
+def test_visibility_rule_moves_only_invisible_draws(built, photos, tmp_path):
+    a, b = BenchConfig(), BenchConfig(min_visible=0.0)
+    assert a.recipe_hash() != b.recipe_hash() and a.draw_hash() == b.draw_hash()
+    # on textured photos every draw is visible: the build equals the one without the rule, byte for byte
+    build(_cfg(photos, tmp_path / "r0", min_visible=0.0))
+    _, out = built
+    for f in sorted((out / "images").iterdir()):
+        assert f.read_bytes() == (tmp_path / "r0" / "images" / f.name).read_bytes()
+    with pytest.raises(ConfigError):
+        BenchConfig(min_visible=-1.0).validate()

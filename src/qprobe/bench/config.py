@@ -63,6 +63,13 @@ class BenchConfig:
     feather_frac: float = _f(
         0.12, "Feather width of the region mask, as a fraction of the box's shorter side."
     )
+    min_visible: float = _f(
+        1.0,
+        "Least mean absolute change (grey levels, over the box's RGB values) an injected degradation must "
+        "make; one that changes less (e.g. blur over a flat gradient) is re-drawn in another region and "
+        "dropped if it stays invisible: a label nobody can see is not a defect. 0 keeps every draw.",
+    )
+    visible_tries: int = _f(3, "Re-draws of an invisible degradation before it is dropped.")
     analysis_side: int = _f(1024, "Long side of the down-sampled grey copy used for region search.")
     texture_percentile: float = _f(60.0, "Texture-energy percentile above which cells count as texture-rich.")
     dof_sigma_frac: float = _f(0.0025, "Largest depth-of-field blur sigma, as a fraction of the long side.")
@@ -105,6 +112,8 @@ class BenchConfig:
             raise ConfigError(f"severities must be a non-empty subset of 1..5, got {self.severities}")
         if self.image_format not in ("png", "jpg"):
             raise ConfigError(f"image_format must be 'png' or 'jpg', got {self.image_format!r}")
+        if self.min_visible < 0 or self.visible_tries < 0:
+            raise ConfigError(f"min_visible and visible_tries must be >= 0, got {self.min_visible}, {self.visible_tries}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
@@ -130,5 +139,22 @@ class BenchConfig:
         return "png" if self.image_format == "png" else f"jpg:{self.jpeg_quality}"
 
     def recipe_hash(self) -> str:
-        text = json.dumps(self.recipe(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return _hash(self.recipe())
+
+    def draw_hash(self) -> str:
+        """What seeds the random draws: the recipe less the visibility rule.
+
+        A degradation that passes the rule is drawn (region, type, severity,
+        parameters) exactly as without it; only an invisible one is re-drawn,
+        from streams of its own. A build with ``min_visible = 0`` and one with
+        the rule therefore differ only where a label was invisible.
+        """
+        return _hash({k: v for k, v in self.recipe().items() if k not in VISIBILITY_FIELDS})
+
+
+VISIBILITY_FIELDS = ("min_visible", "visible_tries")
+
+
+def _hash(recipe: dict[str, Any]) -> str:
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

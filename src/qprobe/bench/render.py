@@ -19,10 +19,10 @@ import numpy as np
 from qprobe.bench.config import BenchConfig
 from qprobe.bench.degradations import DEGRADATIONS, create_degradation, list_degradations
 from qprobe.bench.dof import apply_dof
-from qprobe.bench.inject import apply_local
+from qprobe.bench.inject import LocalResult, apply_local
 from qprobe.bench.items import ItemSpec, Photo, auto_split, item_rng
 from qprobe.bench.labels import LabelInput, create_annotator
-from qprobe.bench.regions import TextureMap, select_regions, texture_map
+from qprobe.bench.regions import Region, TextureMap, select_regions, texture_map
 from qprobe.errors import ImageLoadError
 from qprobe.io import load_rgb, save_image
 from qprobe.manifest import DefectLabel, ManifestRow
@@ -37,6 +37,11 @@ class PhotoTask:
     items: tuple[ItemSpec, ...]
     config: BenchConfig
     recipe_hash: str
+    draw_hash: str = ""  # seeds the random draws (BenchConfig.draw_hash); the recipe hash when empty
+
+    @property
+    def seed_hash(self) -> str:
+        return self.draw_hash or self.recipe_hash
 
 
 @dataclass
@@ -75,7 +80,7 @@ class _PhotoRenderer:
         self._tex: TextureMap | None = None
         self.names = resolve_degradations(self.cfg.degradations)
         self.families = {n: str(DEGRADATIONS.metadata(n).get("family", n)) for n in self.names}
-        rng = item_rng(self.cfg.seed, task.photo.id, task.recipe_hash, "families")
+        rng = item_rng(self.cfg.seed, task.photo.id, task.seed_hash, "families")
         self.order = [self.names[i] for i in rng.permutation(len(self.names))]
         self.annotator = create_annotator(self.cfg.annotator)
         self.split = auto_split(task.photo.id) if self.cfg.split == "auto" else self.cfg.split
@@ -87,7 +92,7 @@ class _PhotoRenderer:
         return self._tex
 
     def rng(self, key: str) -> np.random.Generator:
-        return item_rng(self.cfg.seed, self.task.photo.id, self.task.recipe_hash, key)
+        return item_rng(self.cfg.seed, self.task.photo.id, self.task.seed_hash, key)
 
     # -- item kinds ---------------------------------------------------------
     def degraded(
@@ -104,36 +109,82 @@ class _PhotoRenderer:
         out = self.image.copy()
         defects: list[DefectLabel] = []
         log: list[dict[str, Any]] = []
+        boxes = [r.box for r in regions]  # every region's current box: a re-draw keeps clear of the others
         for i, region in enumerate(regions):
             name = self.order[(item.index * cfg.max_regions + i) % len(self.order)]
             severity = int(rng.choice(cfg.severities))
             sub_seed = int(rng.integers(0, 2**63 - 1))
-            res = apply_local(
-                out,
-                region.box,
-                name,
-                severity,
-                sub_seed,
-                feather_frac=cfg.feather_frac,
-                degradation=create_degradation(name),
-                inplace=True,
+            res, region, sub_seed, change, redraws = self._inject_visible(
+                out, region, name, severity, sub_seed, f"deg{item.index}-r{i}", boxes, i
             )
+            entry = {
+                "name": name,
+                "family": self.families[name],
+                "severity": severity,
+                "bbox": _box_list(region.box),
+                "area_frac": round(region.area_frac, 6),
+                "texture": round(region.texture, 4),
+                "coverage": round(region.coverage, 4),
+                "seed": sub_seed,
+                "visible_change": round(change, 4),
+                "redraws": redraws,
+            }
+            if res is None:  # invisible wherever it was drawn: not a defect, the image keeps those pixels
+                log.append({**entry, "dropped": "invisible"})
+                continue
             defects.append(DefectLabel(res.defect.bbox, name, severity))
-            log.append(
-                {
-                    "name": name,
-                    "family": self.families[name],
-                    "severity": severity,
-                    "params": res.params,
-                    "bbox": _box_list(res.defect.bbox),
-                    "area_frac": round(region.area_frac, 6),
-                    "feather_px": res.feather_px,
-                    "texture": round(region.texture, 4),
-                    "coverage": round(region.coverage, 4),
-                    "seed": sub_seed,
-                }
+            log.append({**entry, "params": res.params, "bbox": _box_list(res.defect.bbox), "feather_px": res.feather_px})
+        if not defects:
+            raise RuntimeError(
+                f"no degradation drawn here changed the image visibly (mean change < min_visible="
+                f"{cfg.min_visible} grey levels): too little texture"
             )
         return out, defects, log, {}
+
+    def _inject_visible(
+        self,
+        out: np.ndarray,
+        region: Region,
+        name: str,
+        severity: int,
+        seed: int,
+        key: str,
+        boxes: list[Box],
+        index: int,
+    ) -> tuple[LocalResult | None, Region, int, float, int]:
+        """Inject ``name`` into ``region`` of ``out`` in place, re-drawing it while it is invisible.
+
+        Visible: the mean absolute change over the box's RGB values is at
+        least ``min_visible``. An invisible draw is undone (only the box is
+        ever written) and re-drawn — a new region clear of the others, new
+        parameters — from streams of its own (``key``), so the image's other
+        draws do not move. Returns (result or ``None`` when it stayed
+        invisible, the region, the seed, the change, the re-draws made).
+        """
+        cfg = self.cfg
+        change, redraws = 0.0, 0
+        for attempt in range(cfg.visible_tries + 1 if cfg.min_visible > 0 else 1):
+            if attempt:
+                rng = self.rng(f"{key}-redraw{attempt}")
+                others = tuple(b for k, b in enumerate(boxes) if k != index)
+                found = select_regions(
+                    self.tex, 1, rng, cfg.min_area, cfg.max_area, cfg.max_aspect, cfg.min_coverage, exclude=others
+                )
+                if not found:
+                    break
+                region, seed, redraws = found[0], int(rng.integers(0, 2**63 - 1)), attempt
+                boxes[index] = region.box
+            x1, y1, x2, y2 = region.box.to_int()
+            before = out[y1:y2, x1:x2].copy()
+            res = apply_local(
+                out, region.box, name, severity, seed,
+                feather_frac=cfg.feather_frac, degradation=create_degradation(name), inplace=True,
+            )
+            change = float(np.abs(out[y1:y2, x1:x2].astype(np.int16) - before).mean())
+            if change >= cfg.min_visible:
+                return res, region, seed, change, redraws
+            out[y1:y2, x1:x2] = before  # undo: nobody could see it
+        return None, region, seed, change, redraws
 
     def dof(
         self, item: ItemSpec

@@ -34,6 +34,11 @@ def build_cmd(
     image_format: str | None = typer.Option(
         None, "--format", help="png (lossless, default) or jpg (q95 4:4:4)."
     ),
+    min_visible: float | None = typer.Option(
+        None, "--min-visible",
+        help="Least mean change (grey levels) a degradation must make to be labelled; invisible draws are "
+        "re-drawn, then dropped [default 1.0; 0 keeps every draw].",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
 ) -> None:
     """Turn pristine photos into localized degradations + clean and depth-of-field negatives."""
@@ -50,6 +55,7 @@ def build_cmd(
         "workers": workers,
         "degradations": degradation or None,
         "image_format": image_format,
+        "min_visible": min_visible,
     }
     try:
         cfg = load_config(BenchConfig, config, overrides)

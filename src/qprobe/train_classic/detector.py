@@ -56,6 +56,13 @@ class DetectorTrainConfig:
     visible_delta: float = field(
         default=1.5, metadata={"help": "Mean change (grey levels) a cell needs to be labelled damaged; less: ignored."}
     )
+    bench_min_visible: float = field(
+        default=0.0,
+        metadata={
+            "help": "The training benchmark's min_visible (BenchConfig): 0 keeps every draw, as the shipped weights "
+            "were trained (their build predates the rule); 1 drops labels nobody can see."
+        },
+    )
     recompress: float = field(
         default=0.3,
         metadata={"help": "Share of photo crops cut from a JPEG re-encoding (quality 55-90) of the whole photo: uniform compression is not a local defect."},

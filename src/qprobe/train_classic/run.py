@@ -287,6 +287,7 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
                 dof_per_photo=cfg.detector.dof_per_photo,
                 seed=cfg.detector.seed,
                 split="train",
+                min_visible=cfg.detector.bench_min_visible,
             ),
             echo=log,
         )
