@@ -200,3 +200,29 @@ def test_engines_agree_with_a_second_quality_backbone(tmp_path, monkeypatch, tex
     view = texture_image[:256, :320]
     before = o.score(view)
     assert t.score(view) == pytest.approx(before + 1.0, abs=1e-3)
+
+
+def test_defect_head_with_a_local_surround_exports_exactly(texture_image: np.ndarray) -> None:
+    """``defect_surround`` (the head also sees each cell minus its k x k surround) runs the same on ONNX Runtime."""
+    import torch
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.mobilenet import fuse_batchnorm
+
+    torch.manual_seed(0)
+    net = ClassicNet(NetConfig(split=14, classes=["clean", "blur", "noise"], defect_surround=7)).eval()
+    for p in net.defect.parameters():
+        p.data.normal_(0, 0.2)
+    assert net.defect[0].in_channels == 3 * 32
+    fuse_batchnorm(net.features)
+    eng = onnx_engine.OnnxEngine(net, threads=1, graphs=("crop",), cache=False)
+    for crop in (texture_image[:333, :517], texture_image[5:69, 7:91], texture_image[:17, :23]):
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0)
+        with torch.no_grad():
+            ref = net.defect_logits(net.tap(x)).numpy()
+        got = eng.crop_logits(x.numpy())
+        assert got.shape == ref.shape
+        assert float(np.abs(got - ref).max()) <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+    # without it the head reads the tap and its deviation from the crop mean only
+    other = ClassicNet(NetConfig(split=14, classes=["clean", "blur", "noise"])).eval()
+    assert other.defect[0].in_channels == 2 * 32

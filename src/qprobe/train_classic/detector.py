@@ -56,6 +56,10 @@ class DetectorTrainConfig:
     visible_delta: float = field(
         default=1.5, metadata={"help": "Mean change (grey levels) a cell needs to be labelled damaged; less: ignored."}
     )
+    surround: int = field(
+        default=0,
+        metadata={"help": "The head also sees each tap cell's deviation from its k x k surround (NetConfig.defect_surround; 0: off)."},
+    )
     bench_min_visible: float = field(
         default=0.0,
         metadata={

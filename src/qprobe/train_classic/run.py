@@ -130,7 +130,12 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
     return sd
 
 
-def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
+def initial_net(cfg: TrainClassicConfig, classes: list[str], defect_surround: int | None = None) -> ClassicNet:
+    """The network before training: ImageNet trunk(s), fresh heads.
+
+    ``defect_surround``: the defect head's input (``NetConfig.defect_surround``);
+    ``None`` takes the detector config's ``surround``.
+    """
     if not 7 <= cfg.split <= 18:
         raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
     if cfg.aux and cfg.regressor.flip:
@@ -142,6 +147,7 @@ def initial_net(cfg: TrainClassicConfig, classes: list[str]) -> ClassicNet:
             score_flip=cfg.regressor.flip,
             members=cfg.regressor.members,
             aux=cfg.aux,
+            defect_surround=cfg.detector.surround if defect_surround is None else int(defect_surround),
         )
     )
     sd = imagenet_state_dict(cfg.imagenet)
@@ -323,6 +329,7 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
             "scan": scan,
             "detector": {"threshold": threshold, "min_cells": min_cells, "merge_iou": 0.2},
             "classes": list(net.config.classes),
+            "defect_surround": int(net.config.defect_surround),
         },
         out / "detector.pt",
     )
@@ -347,8 +354,11 @@ def import_detector(weights_path: str | Path, out: Path, classes: list[str], log
     head = {k[len("defect.") :]: v for k, v in w.state_dict.items() if k.startswith("defect.")}
     if not head or not w.scan or not w.detector:
         raise ValueError(f"{weights_path} holds no trained detector")
-    torch.save({"defect": head, "scan": dict(w.scan), "detector": dict(w.detector), "classes": list(classes)},
-               out / "detector.pt")
+    torch.save(
+        {"defect": head, "scan": dict(w.scan), "detector": dict(w.detector), "classes": list(classes),
+         "defect_surround": int(w.net_config.get("defect_surround", 0))},
+        out / "detector.pt",
+    )
     record = dict(w.meta.get("detector") or {})
     record["imported_from"] = {"path": str(weights_path), "calibration": w.meta.get("calibration")}
     atomic_write_json(out / "detector.json", json.loads(json.dumps(record, default=str)))
@@ -388,7 +398,7 @@ def _head_crops(
     return samples, check, used
 
 
-def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any) -> Path:
+def stage_assemble(cfg: TrainClassicConfig, classes: list[str], out: Path, log: Any) -> Path:
     """Regressor + detector → fusion fit → ``out/classic.pt`` (+ per-fold weight files)."""
     from qprobe._fs import atomic_write_json
     from qprobe.eval.datasets import load_dataset
@@ -398,6 +408,8 @@ def stage_assemble(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
         if not (out / name).is_file():
             raise FileNotFoundError(f"{out / name} is missing: run the {name.split('.')[0]} stage first")
     det_state = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
+    # the head's input follows the detector that was trained (or imported), not this run's config
+    net = initial_net(cfg, classes, int(det_state.get("defect_surround", 0)))
     if list(det_state["classes"]) != list(net.config.classes):
         raise ValueError("the detector was trained with other defect classes; re-run the detector stage")
     net.load_state_dict(torch.load(out / "regressor.pt", map_location="cpu", weights_only=True), strict=False)
@@ -591,7 +603,7 @@ def run(cfg: TrainClassicConfig, log: Any = print) -> Path:
     if "assemble" in cfg.stages:
         if cfg.detector_from:
             import_detector(cfg.detector_from, out, classes, log)
-        path = stage_assemble(cfg, initial_net(cfg, classes), out, log)
+        path = stage_assemble(cfg, classes, out, log)
     if "calibrate" in cfg.stages:
         path = stage_calibrate(cfg, out, log)
     log(f"done in {time.time() - t_start:.0f}s -> {out}")

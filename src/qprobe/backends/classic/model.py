@@ -70,6 +70,13 @@ class NetConfig:
         default="",
         metadata={"help": "A second quality backbone averaged with the tops: '' (none) or 'efficientnet_lite0'."},
     )
+    defect_surround: int = field(
+        default=0,
+        metadata={
+            "help": "0: the defect head sees the tap and its deviation from the crop's mean; k > 0: also its "
+            "deviation from the mean of the k x k tap cells around it (odd k; a local surround)."
+        },
+    )
 
 
 AUX_BACKBONES = ("efficientnet_lite0",)
@@ -99,7 +106,7 @@ class ClassicNet(nn.Module):
         self.features = trunk.features
         self.dropout = nn.Dropout(self.config.dropout)
         self.quality = nn.Linear(1280, 1)
-        cin = 2 * self._stem_channels()
+        cin = (3 if self.config.defect_surround > 0 else 2) * self._stem_channels()
         h = self.config.defect_hidden
         if self.config.defect_tap > self.config.split:
             raise ValueError(f"defect_tap ({self.config.defect_tap}) must not exceed split ({self.config.split})")
@@ -212,7 +219,13 @@ class ClassicNet(nn.Module):
     def defect_logits(self, tap: torch.Tensor) -> torch.Tensor:
         """N x (n_classes + 1) x h x w: class logits, then the severity channel."""
         ctx = tap - tap.mean(dim=(2, 3), keepdim=True)
-        return self.defect(torch.cat([tap, ctx], dim=1))
+        k = int(self.config.defect_surround)
+        if k <= 0:
+            return self.defect(torch.cat([tap, ctx], dim=1))
+        # the local surround: a patch unlike the cells around it (an injected region's border and inside)
+        # stands out even where the crop's mean is dominated by the same damage
+        local = nn.functional.avg_pool2d(tap, k, stride=1, padding=k // 2, count_include_pad=False)
+        return self.defect(torch.cat([tap, ctx, tap - local], dim=1))
 
     def forward(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.tap(x_uint8)
