@@ -33,6 +33,8 @@ def test_full_shared_photo_set(photos_dir, tmp_path):
             x1, y1, x2, y2 = d.bbox.to_int()
             assert 0 <= x1 < x2 <= r.width and 0 <= y1 < y2 <= r.height
             assert 0.002 <= d.bbox.area / (r.width * r.height) <= 0.05
+            # only visible damage is labelled (min_visible = 1 grey level, mean over the box's RGB values)
+            assert np.abs(img[y1:y2, x1:x2].astype(np.int16) - clean[y1:y2, x1:x2]).mean() >= 1.0
             inside[y1:y2, x1:x2] = True
         diff = np.abs(img.astype(np.int16) - clean).max(axis=2)
         assert diff[~inside].max(initial=0) <= 1

@@ -32,6 +32,13 @@ def register(train_app: typer.Typer) -> None:
         head_crops: Optional[int] = typer.Option(
             None, "--head-crops", help="Synthesized defect-head crops per training photo (and per CLIVE photo, a 125th of it)."
         ),
+        head_surround: Optional[int] = typer.Option(
+            None, "--head-surround", help="Defect head also sees each cell minus its k x k surround (odd k; 0: off, default)."
+        ),
+        bench_min_visible: Optional[float] = typer.Option(
+            None, "--bench-min-visible",
+            help="The training benchmark's min_visible (0, default: as the shipped weights; 1: only visible labels).",
+        ),
         fusion_images: Optional[int] = typer.Option(None, "--fusion-images", help="Images for the fusion fit."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
         parallel: Optional[bool] = typer.Option(
@@ -87,6 +94,10 @@ def register(train_app: typer.Typer) -> None:
                 cfg.regressor.members = members
             if variants is not None:
                 cfg.detector.variants = variants
+            if head_surround is not None:
+                cfg.detector.surround = head_surround
+            if bench_min_visible is not None:
+                cfg.detector.bench_min_visible = bench_min_visible
             if head_crops is not None:
                 cfg.detector.crops_per_photo = head_crops
                 cfg.detector.crops_per_clive_image = max(1, round(head_crops / 125))
