@@ -346,7 +346,10 @@ def test_invisible_draws_are_redrawn_or_dropped(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "v" / "degradations.jsonl").read_text().splitlines()]
     # the gradient: every draw stayed invisible through its re-draws, so its images fail with a reason
     flat = [e for e in log if e["source_id"] == "flat"]
-    assert not flat and len(summary.errors) == 3 and all("too little texture" in e for e in summary.errors)
+    assert not flat and not summary.errors and len(summary.skipped_items) == 3
+    assert all(i.startswith("flat-deg") and "too little texture" in r for i, r in summary.skipped_items)
+    skipped = [json.loads(line) for line in (tmp_path / "v" / "skipped.jsonl").read_text().splitlines()]
+    assert sorted(e["item"] for e in skipped) == [i for i, _ in summary.skipped_items]
     kept = [e for e in log if "dropped" not in e]
     assert kept and all(e["visible_change"] >= 1.0 for e in kept)
     # every label changed the pixels of its box visibly
@@ -360,7 +363,7 @@ def test_invisible_draws_are_redrawn_or_dropped(tmp_path):
             assert np.abs(img[y1:y2, x1:x2] - src[y1:y2, x1:x2]).mean() >= 1.0
     # without the rule the gradient's invisible blur is labelled as a defect
     summary0 = build(_cfg(photos, tmp_path / "all", min_visible=0.0, **kw))
-    assert not summary0.errors
+    assert not summary0.errors and not summary0.skipped_items
     log0 = [json.loads(line) for line in (tmp_path / "all" / "degradations.jsonl").read_text().splitlines()]
     assert any(e["source_id"] == "flat" and e["visible_change"] < 1.0 for e in log0)
 

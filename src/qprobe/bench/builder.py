@@ -6,7 +6,7 @@ Layout of ``cfg.out``::
     manifest.jsonl         one row per image (qprobe.manifest schema, dataset "qprobe-bench")
     degradations.jsonl     one line per injected degradation / DoF rendering
     pairs.jsonl            within-photo ranking pairs with preference probabilities
-    skipped.jsonl          photos that could not be used, with the reason
+    skipped.jsonl          photos that could not be used and images that could not be made, with the reason
     config.yaml            the resolved configuration
     build.log              what happened, run after run
     .state/items.jsonl     finished items (the resume journal)
@@ -55,6 +55,7 @@ class BuildSummary:
     pairs: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason)
+    skipped_items: list[tuple[str, str]] = field(default_factory=list)  # (item id, reason): e.g. nothing visible
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -197,17 +198,22 @@ def build(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> BuildS
             if res.skipped is not None:
                 skipped[task.photo.rel] = res.skipped
                 log(f"skip {task.photo.rel}: {res.skipped}")
+            for item_id, reason in res.skipped_items:
+                summary.skipped_items.append((item_id, reason))
+                log(f"skip {item_id}: {reason}")
             for err in res.errors:
                 summary.errors.append(err)
                 log(f"error {err}")
             if res.records:
                 log(f"built {task.photo.rel}: {len(res.records)} image(s) in {res.seconds:.1f} s")
     summary.skipped = sorted(skipped.items())
+    summary.skipped_items.sort()
     _write_outputs(out, cfg, [done[i] for i in sorted(planned) if i in done], summary)
     summary.seconds = time.perf_counter() - t0
     log(
         f"done: {summary.rows} image(s) in the manifest ({summary.built} new, {summary.reused} reused), "
-        f"{len(summary.skipped)} photo(s) skipped, {len(summary.errors)} error(s), {summary.seconds:.1f} s"
+        f"{len(summary.skipped)} photo(s) and {len(summary.skipped_items)} image(s) skipped, "
+        f"{len(summary.errors)} error(s), {summary.seconds:.1f} s"
     )
     return summary
 
@@ -222,7 +228,13 @@ def _write_outputs(out: Path, cfg: BenchConfig, records: list[dict[str, Any]], s
     atomic_write_text(out / "degradations.jsonl", _jsonl(e for r in records for e in r["log"]))
     pairs = make_pairs(rows, min_gap=cfg.pair_min_gap)
     atomic_write_text(out / "pairs.jsonl", _jsonl(pairs))
-    atomic_write_text(out / "skipped.jsonl", _jsonl({"photo": p, "reason": r} for p, r in summary.skipped))
+    atomic_write_text(
+        out / "skipped.jsonl",
+        _jsonl(
+            [{"photo": p, "reason": r} for p, r in summary.skipped]
+            + [{"item": i, "reason": r} for i, r in summary.skipped_items]
+        ),
+    )
     summary.rows = len(rows)
     summary.pairs = len(pairs)
     kinds: dict[str, int] = {}

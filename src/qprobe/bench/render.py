@@ -44,11 +44,16 @@ class PhotoTask:
         return self.draw_hash or self.recipe_hash
 
 
+class ItemSkipped(Exception):
+    """An item this photo cannot give (e.g. no visible degradation): recorded with its reason, not an error."""
+
+
 @dataclass
 class PhotoResult:
     photo: Photo
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None
+    skipped_items: list[tuple[str, str]] = field(default_factory=list)  # (item id, reason)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -135,7 +140,7 @@ class _PhotoRenderer:
             defects.append(DefectLabel(res.defect.bbox, name, severity))
             log.append({**entry, "params": res.params, "bbox": _box_list(res.defect.bbox), "feather_px": res.feather_px})
         if not defects:
-            raise RuntimeError(
+            raise ItemSkipped(
                 f"no degradation drawn here changed the image visibly (mean change < min_visible="
                 f"{cfg.min_visible} grey levels): too little texture"
             )
@@ -294,6 +299,8 @@ def render_photo(task: PhotoTask) -> PhotoResult:
     for item in task.items:
         try:
             result.records.append(renderer.render(item))
+        except ItemSkipped as exc:  # deterministic: a re-run would skip it again
+            result.skipped_items.append((item.id, str(exc)))
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             result.errors.append(

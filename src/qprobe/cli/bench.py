@@ -80,6 +80,10 @@ def build_cmd(
         typer.echo(f"  skipped    {len(summary.skipped)} photo(s), see {summary.out / 'skipped.jsonl'}:")
         for name, reason in summary.skipped:
             typer.echo(f"             {name}: {reason}")
+    if summary.skipped_items:
+        typer.echo(f"  skipped    {len(summary.skipped_items)} image(s), see {summary.out / 'skipped.jsonl'}:")
+        for name, reason in summary.skipped_items:
+            typer.echo(f"             {name}: {reason}")
     if summary.errors:
         typer.echo(f"  errors     {len(summary.errors)} (re-run to retry):")
         for err in summary.errors:
