@@ -398,10 +398,14 @@ def test_visibility_rule_redraws_and_drops(tmp_path):
 def test_visibility_rule_moves_only_invisible_draws(built, photos, tmp_path):
     a, b = BenchConfig(), BenchConfig(min_visible=0.0)
     assert a.recipe_hash() != b.recipe_hash() and a.draw_hash() == b.draw_hash()
+    assert b.recipe_hash() == b.draw_hash()  # without the rule: the recipe of builds made before it
     # on textured photos every draw is visible: the build equals the one without the rule, byte for byte
     build(_cfg(photos, tmp_path / "r0", min_visible=0.0))
     _, out = built
     for f in sorted((out / "images").iterdir()):
         assert f.read_bytes() == (tmp_path / "r0" / "images" / f.name).read_bytes()
+    # a folder built without the rule is refused by a build with it, with the flag that resumes it
+    with pytest.raises(ConfigError, match="--min-visible 0"):
+        build(_cfg(photos, tmp_path / "r0"))
     with pytest.raises(ConfigError):
         BenchConfig(min_visible=-1.0).validate()

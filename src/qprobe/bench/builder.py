@@ -109,10 +109,16 @@ def _load_journal(out: Path, cfg: BenchConfig, recipe: str) -> dict[str, dict[st
     for rec in read_jsonl_tolerant(out / STATE, repair=True):
         found = (rec.get("recipe"), rec.get("seed"), rec.get("storage"))
         if found != (recipe, cfg.seed, cfg.storage()):
+            # a folder built before the visibility rule carries the recipe hash without it
+            hint = (
+                "; it was built without the visibility rule: add --min-visible 0 to resume it"
+                if found[0] == cfg.draw_hash() and cfg.min_visible > 0
+                else ""
+            )
             raise ConfigError(
                 f"{out} already holds a benchmark built with another recipe, seed or image format "
                 f"(found recipe/seed/format {found}, now {(recipe, cfg.seed, cfg.storage())}); "
-                "use a new --out folder, or delete this one to rebuild"
+                f"use a new --out folder, or delete this one to rebuild{hint}"
             )
         if (out / rec["row"]["path"]).is_file():
             done[rec["id"]] = rec

@@ -125,6 +125,8 @@ class BenchConfig:
 
         data = dataclasses.asdict(self)
         recipe = {k: v for k, v in data.items() if k not in NON_RECIPE_FIELDS and k != "seed"}
+        if not self.min_visible:  # no visibility rule: the recipe of builds made before it existed
+            recipe = {k: v for k, v in recipe.items() if k not in VISIBILITY_FIELDS}
         names = sorted({n for p in self.degradations for n in list_degradations(p)})
         recipe["degradation_params"] = {
             n: [create_degradation(n).params(s) for s in SEVERITIES] for n in names
