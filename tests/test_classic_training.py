@@ -348,3 +348,27 @@ def test_import_detector_takes_a_weight_files_head_scan_and_operating_point(tmp_
     assert json.loads((out / "detector.json").read_text())["imported_from"]["path"] == str(tmp_path / "src.pt")
     with pytest.raises(ValueError, match="other defect classes"):
         import_detector(tmp_path / "src.pt", out, classes[:-1], log=lambda line: None)
+
+
+def test_a_head_with_a_local_surround_travels_through_import_and_the_runtime(tmp_path: Path) -> None:
+    """``defect_surround``: the weight file, ``--detector-from`` and the assemble stage's network agree."""
+    from _helpers_classic import make_random_weights
+
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.bench.degradations import list_degradations
+    from qprobe.train_classic.run import TrainClassicConfig, import_detector, initial_net
+
+    classes = ["clean", *list_degradations()]
+    path = make_random_weights(tmp_path / "src.pt", classes=tuple(classes), defect_surround=5, split=14)
+    out = tmp_path / "run"
+    out.mkdir()
+    import_detector(path, out, classes, log=lambda line: None)
+    det = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
+    assert det["defect_surround"] == 5
+    net = initial_net(TrainClassicConfig(aux=""), classes, det["defect_surround"])
+    net.defect.load_state_dict(det["defect"])  # shapes match only with the surround's extra input
+    with pytest.raises(RuntimeError):
+        initial_net(TrainClassicConfig(aux=""), classes, 0).defect.load_state_dict(det["defect"])
+    model = ClassicModel.load(path, engine="torch")
+    maps = model.defect_maps(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    assert maps.shape == (len(classes) + 1, 6, 8)
