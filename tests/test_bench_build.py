@@ -377,7 +377,7 @@ def test_visibility_rule_redraws_and_drops(tmp_path):
     img = make_texture(320, 480, seed=5)
     img[:, :240] = 100  # a flat left half
     cfg = BenchConfig(degradations=["gaussian_blur"], max_regions=3, min_regions=3)
-    task = PhotoTask(Photo("p", tmp_path / "p.png", "p.png"), (), cfg, cfg.recipe_hash(), cfg.draw_hash())
+    task = PhotoTask(Photo("p", tmp_path / "p.png", "p.png"), (), cfg, cfg.recipe_hash())
     r = _PhotoRenderer(task, img)
     from qprobe.bench.regions import Region
     from qprobe.types import Box

@@ -183,7 +183,7 @@ def build(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> BuildS
         missing = tuple(i for i in items if i.id not in done)
         summary.reused += len(items) - len(missing)
         if missing:
-            tasks.append(PhotoTask(photo, missing, cfg, recipe, cfg.draw_hash()))
+            tasks.append(PhotoTask(photo, missing, cfg, recipe))
     tasks.sort(key=lambda t: (-t.photo.path.stat().st_size, t.photo.id))  # big photos first
     log(
         f"building {sum(len(t.items) for t in tasks)} image(s) from {len(tasks)} photo(s) "

@@ -37,11 +37,6 @@ class PhotoTask:
     items: tuple[ItemSpec, ...]
     config: BenchConfig
     recipe_hash: str
-    draw_hash: str = ""  # seeds the random draws (BenchConfig.draw_hash); the recipe hash when empty
-
-    @property
-    def seed_hash(self) -> str:
-        return self.draw_hash or self.recipe_hash
 
 
 class ItemSkipped(Exception):
@@ -85,7 +80,8 @@ class _PhotoRenderer:
         self._tex: TextureMap | None = None
         self.names = resolve_degradations(self.cfg.degradations)
         self.families = {n: str(DEGRADATIONS.metadata(n).get("family", n)) for n in self.names}
-        rng = item_rng(self.cfg.seed, task.photo.id, task.seed_hash, "families")
+        self.draw_hash = self.cfg.draw_hash()  # seeds every draw (the recipe less the visibility rule)
+        rng = item_rng(self.cfg.seed, task.photo.id, self.draw_hash, "families")
         self.order = [self.names[i] for i in rng.permutation(len(self.names))]
         self.annotator = create_annotator(self.cfg.annotator)
         self.split = auto_split(task.photo.id) if self.cfg.split == "auto" else self.cfg.split
@@ -97,7 +93,7 @@ class _PhotoRenderer:
         return self._tex
 
     def rng(self, key: str) -> np.random.Generator:
-        return item_rng(self.cfg.seed, self.task.photo.id, self.task.seed_hash, key)
+        return item_rng(self.cfg.seed, self.task.photo.id, self.draw_hash, key)
 
     # -- item kinds ---------------------------------------------------------
     def degraded(
