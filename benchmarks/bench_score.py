@@ -1,6 +1,7 @@
 """Speed and memory of `qprobe score` against decoding the same file, in one run.
 
     python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2] [--engine auto]
+        [--image PHOTO.jpg ...]
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
@@ -9,6 +10,11 @@ JPEG, blur), where the agent zooms differently; for the classic backend also the
 (``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
 scores it and of one that only decodes it (target: <= 1.5 GB). The test
 images are made from ../shared/data/photos when present (else synthesized).
+
+``--image`` (repeatable) also times your own files, each against its own
+decode in the same runs: the ratio depends on the file (a detailed photo
+takes longer to decode than a smooth one, while the scorer's work depends
+mostly on the pixel count and the zooms it makes).
 """
 
 from __future__ import annotations
@@ -79,6 +85,28 @@ def decode_and_score(scorer: object, path: Path, decode: list[float], score: lis
     return a
 
 
+def time_own_images(scorer: object, paths: list[Path], runs: int) -> None:
+    """Print median decode and score times and their ratio for each of ``paths`` (interleaved runs)."""
+    from PIL import Image
+
+    for p in paths:
+        if not p.is_file():
+            raise SystemExit(f"--image {p}: no such file")
+        scorer.assess(str(p))  # type: ignore[attr-defined]  # warm-up at this size
+    times: dict[Path, tuple[list[float], list[float]]] = {p: ([], []) for p in paths}
+    last: dict[Path, object] = {}
+    for _ in range(runs):
+        for p in paths:
+            last[p] = decode_and_score(scorer, p, *times[p])
+    print(f"your files ({runs} runs each):")
+    for p in paths:
+        d, s = (statistics.median(v) for v in times[p])
+        w, h = Image.open(p).size
+        a = last[p]
+        print(f"  {p.name} ({w}x{h}): decode {d:.3f} s, score {s:.3f} s, {s / d:.2f}x; "
+              f"zooms {len(a.probes)}, defects {len(a.defects)}")  # type: ignore[attr-defined]
+
+
 def backend_options(backend: str, threads: int, engine: str) -> dict[str, object]:
     if backend != "classic":
         return {}
@@ -134,6 +162,8 @@ def main() -> None:
     ap.add_argument("--no-compare-torch", dest="compare_torch", action="store_false",
                     help="classic: do not also time the torch engine")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--image", action="append", default=[], type=Path, metavar="PATH",
+                    help="also time this file (repeatable): decode, score, ratio")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -175,6 +205,8 @@ def main() -> None:
         if score_ref:
             r = statistics.median(score_ref)
             print(f"  torch engine       {r:.3f} s   ({r / d:.2f}x decode; {engine} is {r / s:.2f}x faster)")
+        if args.image:
+            time_own_images(scorer, args.image, args.runs)
         if not args.skip_memory:
             big = make_jpeg(Path(tmp) / "50mp.jpg", (8660, 5774))
             pd = peak_mb("decode", big, args.backend, args.threads, args.engine)
