@@ -37,13 +37,6 @@ def main() -> None:
     ap.add_argument("--bias-probes", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="backend settings (YAML values)")
     args = ap.parse_args()
-
-    from qprobe.backends import create_backend
-    from qprobe.eval.datasets import load_dataset
-    from qprobe.eval.metrics import plcc, srcc
-    from qprobe.types import Box
-
-    rows = load_dataset("qprobe-bench", args.bench)
     import yaml
 
     opts: dict[str, object] = {"weights": args.weights} if args.weights else {}
@@ -52,7 +45,24 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
         opts[key] = yaml.safe_load(value)
-    scorer = create_backend(args.backend, **opts)
+    result = evaluate_bench(args.bench, args.backend, opts, args.bias_probes)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def evaluate_bench(
+    bench: Path, backend: str = "classic", opts: dict[str, object] | None = None, bias_probes: int = 2
+) -> dict[str, object]:
+    """The metrics of the module docstring for ``backend`` (settings ``opts``) on the benchmark folder ``bench``."""
+    from qprobe.backends import create_backend
+    from qprobe.eval.datasets import load_dataset
+    from qprobe.eval.metrics import plcc, srcc
+    from qprobe.types import Box
+
+    opts = dict(opts or {})
+    rows = load_dataset("qprobe-bench", bench)
+    scorer = create_backend(backend, **opts)
     trained_on: set[str] = set()
     model = getattr(scorer, "model", None)
     if model is not None:
@@ -92,14 +102,14 @@ def main() -> None:
             w, h = a.image_size
             side = min(w, h) // 4
             forced = []
-            for _ in range(args.bias_probes):
+            for _ in range(bias_probes):
                 x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
                 forced.append(Box(x, y, x + side, y + side))
             b = scorer.assess(r.path, forced_probes=forced)
             bias.append(abs(b.score - a.score))
     s, m = np.asarray(scores), np.asarray(mos)
     result = {
-        "bench": str(args.bench),
+        "bench": str(bench),
         "images": len(scores),
         "photos": sorted({Path(x).name for x in sources}),
         "srcc": round(float(srcc(s, m)), 4),
@@ -116,9 +126,7 @@ def main() -> None:
     }
     if glob and len(glob) == len(scores):
         result["srcc_global_regressor_only"] = round(float(srcc(np.asarray(glob), m)), 4)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 if __name__ == "__main__":
