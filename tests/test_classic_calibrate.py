@@ -71,7 +71,8 @@ def test_replay_equals_the_live_answer(setup) -> None:
     middle = probs[len(probs) // 2] - 1e-6  # some crops confirmable, some not
     made = []
     for settings, agree in [(m.detector, m.agree_threshold), (DetectorSettings(0.3, 1, 0.2), 0.2),
-                            (DetectorSettings(0.3, 1, 0.2), middle), (DetectorSettings(0.3, 1, 0.2), 1.0)]:
+                            (DetectorSettings(0.3, 1, 0.2), middle), (DetectorSettings(0.6, 1, 0.2, grow=0.2), middle),
+                            (DetectorSettings(0.3, 1, 0.2), 1.0)]:
         m.detector, m.agree_threshold = settings, agree
         live = [backend.assess(r.path) for r in rows]
         got = replay(m, episodes)
@@ -85,7 +86,7 @@ def test_replay_equals_the_live_answer(setup) -> None:
             pol = ClassicPolicy.from_record(m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
             kept = [(maps, box) for maps, box in ep.crops if pol.can_confirm(box)]
             for maps, box in kept:
-                pol.add_crop(m.detections_from_maps(maps, box))
+                pol.add_crop(m.detections_from_maps(maps, box, confirm=pol.agrees))
             ans = pol.answer()
             assert [box for _, box in kept] == a.probes
             assert ans.score == pytest.approx(a.score, abs=1e-9) and list(ans.defects) == a.defects
@@ -101,11 +102,16 @@ def test_calibrate_keeps_the_point_unless_the_bound_allows(setup) -> None:
     small = CalibrationConfig(thresholds=[0.9, 0.5], min_cells=[2], agree=[0.5])
     res = calibrate(m, episodes, small)  # 6 negative images cannot show <= 0.1 false boxes per image
     assert res["chosen"] is None and (m.detector, m.agree_threshold) == before and res["points"] == 4
+    assert res["grow"]["chosen"] == before[0].grow and len(res["grow"]["sweep"]) == len(small.grow)
     loose = CalibrationConfig(thresholds=[0.9, 0.5], min_cells=[2], agree=[0.5], max_fp=100.0)
     res = calibrate(m, episodes, loose)
     best = res["chosen"]
     assert best is not None and m.detector.threshold == best["threshold"] and m.agree_threshold == best["agree_threshold"]
     assert best["recall"] == max(p["recall"] for p in res["sweep"])
+    grows = res["grow"]["sweep"]  # box growth, chosen at that point by the same rule
+    assert {g["grow"] for g in grows} == set(loose.grow) and m.detector.grow == res["grow"]["chosen"]
+    assert max(g["recall"] for g in grows) == next(g["recall"] for g in grows if g["grow"] == m.detector.grow)
+    assert all(g["threshold"] == best["threshold"] for g in grows)
 
 
 def test_calibrate_stage_writes_the_point_into_the_weights(setup, tmp_path: Path) -> None:
@@ -128,6 +134,7 @@ def test_calibrate_stage_writes_the_point_into_the_weights(setup, tmp_path: Path
         w = load_weights(f)
         assert w.detector["threshold"] == chosen["threshold"] and w.detector["agree_threshold"] == chosen["agree_threshold"]
         assert w.meta["calibration"]["chosen"] == chosen
+        assert w.detector["grow"] == saved["grow"] and saved["grow_sweep"]
     assert ClassicModel.load(out / "classic.pt").agree_threshold == chosen["agree_threshold"]
     cfg.calibration = CalibrationConfig(thresholds=[0.9], min_cells=[2], agree=[0.5])  # nothing can be shown
     before = (out / "classic.pt").read_bytes()

@@ -196,6 +196,30 @@ def test_detect_components_to_boxes() -> None:
     assert d.bbox == Box(130, 70, 170, 100)  # cells 3..7 x 2..5 of a 10 px grid
 
 
+def test_detect_grows_boxes_over_the_same_type_only_after_judging_the_core() -> None:
+    classes = ["clean", "haze", "noise"]
+    probs = np.zeros((3, 12, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:10, 2:10] = np.array([0.05, 0.9, 0.05])[:, None, None]  # a haze region, fairly sure
+    probs[:, 4:7, 4:7] = np.array([0.001, 0.998, 0.001])[:, None, None]  # its certain core
+    probs[:, 2:10, 10:14] = np.array([0.05, 0.05, 0.9])[:, None, None]  # a noise region touching it
+    sev = np.full((12, 20), 3.0)
+    crop = Box(0, 0, 200, 120)
+    strict = DetectorSettings(threshold=0.99, min_cells=4)
+    (core,) = detect(probs, sev, classes, crop, strict)
+    assert core.bbox == Box(40, 40, 70, 70)
+    grown = DetectorSettings(threshold=0.99, min_cells=4, grow=0.8)
+    (d,) = detect(probs, sev, classes, crop, grown)
+    assert d.bbox == Box(20, 20, 100, 100)  # the whole haze region, not the noise beside it
+    assert (d.type, d.severity, d.confidence) == (core.type, core.severity, core.confidence)
+    assert detect(probs, sev, classes, crop, DetectorSettings(threshold=0.99, min_cells=4, grow=0.95)) == [core]
+    # the confirmation judges the core's box, before growth
+    seen: list[Box] = []
+    assert detect(probs, sev, classes, crop, grown, confirm=lambda b: seen.append(b) or False) == []
+    assert seen == [core.bbox]
+    assert detect(probs, sev, classes, crop, grown, confirm=lambda b: True) == [d]
+
+
 def test_merge_defects() -> None:
     a = Defect(Box(0, 0, 100, 100), "noise", 3, 0.9)
     b = Defect(Box(10, 10, 110, 110), "blur", 2, 0.6)

@@ -30,7 +30,8 @@ image on 8 other photos (README "Results").
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -55,6 +56,13 @@ class CalibrationConfig:
     agree: list[float] = field(
         default_factory=lambda: [0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5],
         metadata={"help": "Scan-agreement thresholds tried (the scan's own threshold is always tried too)."},
+    )
+    grow: list[float] = field(
+        default_factory=lambda: [1.0, 0.95, 0.9, 0.8, 0.7],
+        metadata={
+            "help": "Box-growth thresholds tried at the chosen point (DetectorSettings.grow; 1: no growth), "
+            "by the same rule; ties keep the higher."
+        },
     )
     max_fp: float = field(
         default=0.1,
@@ -88,7 +96,7 @@ class _RecordingModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def detect(self, rgb: np.ndarray, box: Box) -> list[Any]:
+    def detect(self, rgb: np.ndarray, box: Box, confirm: Callable[[Box], bool] | None = None) -> list[Any]:
         if not self._model.has_detector:
             return []
         maps = self._model.defect_maps(rgb)
@@ -96,7 +104,7 @@ class _RecordingModel:
         lattice = lattice_cells(rgb, (int(maps.shape[1]), int(maps.shape[2])))
         maps = np.concatenate([maps, lattice[None]], axis=0)
         self.crops.append((maps, box))
-        return self._model.detections_from_maps(maps, box)
+        return self._model.detections_from_maps(maps, box, confirm=confirm)
 
 
 def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[Episode]:
@@ -150,7 +158,7 @@ def replay(
         for maps, box in ep.crops:
             if confirmable_only and not pol.can_confirm(box):
                 continue
-            pol.add_crop(model.detections_from_maps(maps, box))
+            pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))
         ans = pol.answer()
         for t in ep.truth:
             n_truth += 1
@@ -201,7 +209,9 @@ def choose(results: Sequence[dict[str, Any]], max_fp: float, bound: bool = True)
 
     def key(r: dict[str, Any]) -> tuple[float, ...]:
         srcc = r["srcc"] if r["srcc"] is not None else -1.0
-        return (round(r["recall"], 6), round(srcc, 6), r["threshold"], r["agree_threshold"], r["min_cells"])
+        return (
+            round(r["recall"], 6), round(srcc, 6), r["threshold"], r["agree_threshold"], r["min_cells"], r.get("grow", 1.0)
+        )
 
     return max(ok, key=key)
 
@@ -210,18 +220,20 @@ def calibrate(model: Any, episodes: Sequence[Episode], config: CalibrationConfig
     """Sweep the grid on recorded episodes; set and return the chosen operating point.
 
     ``model``'s ``detector`` and ``agree_threshold`` end at the chosen
-    point (unchanged when none qualifies: ``chosen`` is then ``None``).
+    point (unchanged when none qualifies: ``chosen`` is then ``None``); the
+    box growth is then chosen at that point by the same rule (``grow``:
+    the sweep and the chosen value, the model's own when none qualifies).
     Returns it with its metrics, the metrics of the point the model had
     before, the most permissive point the observed rates alone would allow
     (``unbounded``: what the bound guards against), and the whole sweep.
     """
     before_det, before_agree = model.detector, model.agree_threshold
     before = {**replay(model, episodes, config.iou), "threshold": before_det.threshold,
-              "min_cells": before_det.min_cells, "agree_threshold": before_agree}
+              "min_cells": before_det.min_cells, "agree_threshold": before_agree, "grow": before_det.grow}
     agree = sorted({*config.agree, round(float(model.scan_threshold), 4)})
     results = []
     for thr, cells, ag in itertools.product(config.thresholds, config.min_cells, agree):
-        model.detector = DetectorSettings(threshold=thr, min_cells=cells, merge_iou=before_det.merge_iou)
+        model.detector = replace(before_det, threshold=thr, min_cells=cells)
         model.agree_threshold = ag
         results.append({"threshold": thr, "min_cells": cells, "agree_threshold": ag, **replay(model, episodes, config.iou)})
     best = choose(results, config.max_fp)
@@ -229,11 +241,24 @@ def calibrate(model: Any, episodes: Sequence[Episode], config: CalibrationConfig
     if best is None:
         model.detector, model.agree_threshold = before_det, before_agree
     else:
-        model.detector = DetectorSettings(
-            threshold=best["threshold"], min_cells=best["min_cells"], merge_iou=before_det.merge_iou
-        )
+        model.detector = replace(before_det, threshold=best["threshold"], min_cells=best["min_cells"])
         model.agree_threshold = best["agree_threshold"]
-    return {"chosen": best, "before": before, "unbounded": unbounded, "points": len(results), "sweep": results}
+    point = model.detector
+    grows = []
+    for g in sorted({*config.grow, point.grow}, reverse=True):
+        model.detector = replace(point, grow=g)
+        grows.append({"threshold": point.threshold, "min_cells": point.min_cells,
+                      "agree_threshold": model.agree_threshold, "grow": g, **replay(model, episodes, config.iou)})
+    best_grow = choose(grows, config.max_fp)
+    model.detector = replace(point, grow=best_grow["grow"] if best_grow is not None else point.grow)
+    return {
+        "chosen": best,
+        "before": before,
+        "unbounded": unbounded,
+        "points": len(results),
+        "grow": {"chosen": model.detector.grow, "sweep": grows},
+        "sweep": results,
+    }
 
 
 __all__ = ["CalibrationConfig", "Episode", "calibrate", "choose", "fp_upper_bound", "record", "replay"]

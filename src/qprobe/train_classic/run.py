@@ -501,10 +501,12 @@ def stage_calibrate(cfg: TrainClassicConfig, out: Path, log: Any) -> Path:
         "before": result["before"],
         "unbounded": result["unbounded"],
         "points": result["points"],
+        "grow": result["grow"]["chosen"],
         "seconds": round(time.time() - t0, 1),
     }
-    atomic_write_json(out / "calibration.json", {**summary, "sweep": result["sweep"]})
-    log(f"[calibrate] {json.dumps({k: summary[k] for k in ('chosen', 'before', 'unbounded', 'points', 'seconds')})}")
+    atomic_write_json(out / "calibration.json", {**summary, "sweep": result["sweep"], "grow_sweep": result["grow"]["sweep"]})
+    log(f"[calibrate] {json.dumps({k: summary[k] for k in ('chosen', 'before', 'unbounded', 'points', 'grow', 'seconds')})}")
+    grow = float(result["grow"]["chosen"])
     if chosen is None:
         bound = cal.fp_upper_bound(0, result["before"]["negatives"])
         log(
@@ -512,12 +514,15 @@ def stage_calibrate(cfg: TrainClassicConfig, out: Path, log: Any) -> Path:
             f"image on {result['before']['negatives']} negative images (the bound with none at all is {bound:.3f}): "
             "the weights keep their operating point"
         )
-        return path
+        if grow == float(weights.detector.get("grow", 1.0)):
+            return path
+    point = chosen or {k: v for k, v in result["before"].items() if k in ("threshold", "min_cells", "agree_threshold")}
     detector = {
         **weights.detector,
-        "threshold": chosen["threshold"],
-        "min_cells": chosen["min_cells"],
-        "agree_threshold": chosen["agree_threshold"],
+        "threshold": point["threshold"],
+        "min_cells": point["min_cells"],
+        "agree_threshold": point["agree_threshold"],
+        "grow": grow,
     }
     for file in [path, *sorted((out / "cv").glob("fold*.pt"))]:
         if file.name.endswith("_regressor.pt"):

@@ -113,6 +113,15 @@ class ClassicPolicy:
             self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
         )
 
+    def agrees(self, box: Box) -> bool:
+        """Whether a block of the scan inside ``box`` (original pixels) is above the agreement threshold.
+
+        Always true without a scan model. The head's detections are judged by
+        it before their boxes grow (``DetectorSettings.grow``) and again after
+        merging.
+        """
+        return self._scan_agrees(box)
+
     def can_confirm(self, crop_box: Box) -> bool:
         """Whether a defect found in ``crop_box`` (original pixels) could pass the scan agreement.
 
@@ -224,7 +233,8 @@ class ClassicPolicy:
             self.s_global = self.model.score(obs.image)
             self.view_scale = float(min(1.0, obs.scale))
         elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
-            self.add_crop(self.model.detect(obs.image, obs.box))
+            self._planned()  # a crop's detections are judged against the scan (the global view is not)
+            self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees))
 
     def act(self, history: Sequence[Turn]) -> Action:
         # forced probes may have run before the first call: look at every new view

@@ -6,6 +6,7 @@ Imported only when a classic backend is created (never by ``import qprobe``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ class ClassicModel:
             threshold=float(det.get("threshold", 0.5)),
             min_cells=int(det.get("min_cells", 2)),
             merge_iou=float(det.get("merge_iou", 0.2)),
+            grow=float(det.get("grow", 1.0)),  # weights from before box growth: none
         )
         # a found defect is kept where the scan exceeds this inside its box (and grows to those blobs);
         # the scan's own threshold only ranks zooms. Weights without a calibrated value use the latter.
@@ -189,20 +191,22 @@ class ClassicModel:
         return self.net.score_from_stem(x).numpy()
 
     @torch.inference_mode()
-    def detect(self, rgb: np.ndarray, box: Box) -> list[Defect]:
+    def detect(self, rgb: np.ndarray, box: Box, confirm: Callable[[Box], bool] | None = None) -> list[Defect]:
         """Defects in one full-resolution crop (``box``: where it lies in the original).
 
         Only the frozen tap (the first ``defect_tap`` blocks) and the small
         defect head run on a crop: the quality trunk runs once, on the
-        global view.
+        global view. ``confirm``: see :func:`~qprobe.backends.classic.detector.detect`.
         """
         if not self.has_detector:
             return []
         maps = self.defect_maps(rgb)
         grid = (int(maps.shape[1]), int(maps.shape[2]))
-        return self.detections_from_maps(maps, box, lambda rows, cols: lattice_cells(rgb, grid, rows, cols))
+        return self.detections_from_maps(maps, box, lambda rows, cols: lattice_cells(rgb, grid, rows, cols), confirm)
 
-    def detections_from_maps(self, maps: np.ndarray, box: Box, lattice: Lattice | None = None) -> list[Defect]:
+    def detections_from_maps(
+        self, maps: np.ndarray, box: Box, lattice: Lattice | None = None, confirm: Callable[[Box], bool] | None = None
+    ) -> list[Defect]:
         """Defects from one crop's ``defect_maps`` at the current ``detector`` settings.
 
         ``lattice``: the crop's quantization evidence for banding
@@ -214,7 +218,7 @@ class ClassicModel:
         sev = 1.0 + 4.0 / (1.0 + np.exp(-maps[n]))
         if lattice is None and maps.shape[0] > n + 1:
             lattice = maps[n + 1]
-        return detect(probs, sev, self.classes, box, self.detector, lattice)
+        return detect(probs, sev, self.classes, box, self.detector, lattice, confirm)
 
     @torch.inference_mode()
     def defect_maps(self, rgb: np.ndarray) -> np.ndarray:
