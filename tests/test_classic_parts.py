@@ -309,7 +309,7 @@ def test_policy_keeps_only_scan_supported_defects_and_grows_them() -> None:
     pol.scan, pol.prob = ScanMap(np.zeros((10, 20, 7), np.float32), 32, 640, 320), prob
     inside = Defect(Box(180, 80, 280, 160), "noise", 3, 0.9)
     elsewhere = Defect(Box(500, 200, 560, 260), "noise", 3, 0.9)
-    assert pol._scan_agrees(inside.bbox) and not pol._scan_agrees(elsewhere.bbox)
+    assert pol.agrees(inside.bbox) and not pol.agrees(elsewhere.bbox)
     grown = pol._extent(inside)
     assert grown.bbox == Box(128, 64, 320, 192) and isinstance(grown.bbox.x1, float)
     tiny = Defect(Box(200, 100, 210, 110), "noise", 3, 0.9)  # the blob is > MAX_GROWTH x its area

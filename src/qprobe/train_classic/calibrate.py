@@ -36,7 +36,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qprobe.backends.classic.detector import DetectorSettings
 from qprobe.backends.classic.policy import ClassicPolicy
 from qprobe.backends.classic.quantization import lattice_cells
 from qprobe.backends.classic.scan import ScanMap

@@ -115,15 +115,6 @@ class ClassicPolicy:
             self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
         )
 
-    def agrees(self, box: Box) -> bool:
-        """Whether a block of the scan inside ``box`` (original pixels) is above the agreement threshold.
-
-        Always true without a scan model. The head's detections are judged by
-        it before their boxes grow (``DetectorSettings.grow``) and again after
-        merging.
-        """
-        return self._scan_agrees(box)
-
     def can_confirm(self, crop_box: Box) -> bool:
         """Whether a defect found in ``crop_box`` (original pixels) could pass the scan agreement.
 
@@ -132,7 +123,7 @@ class ClassicPolicy:
         such a block can add nothing to the answer (its detections could only
         widen an agreed box of another crop that they overlap).
         """
-        return self._scan_agrees(crop_box)
+        return self.agrees(crop_box)
 
     def _next_zoom(self, zooms_left: int) -> Zoom | None:
         """The next planned zoom worth making (see ``confirmable_only``), or ``None``.
@@ -191,8 +182,13 @@ class ClassicPolicy:
     def _agree_threshold(self) -> float:
         return float(getattr(self.model, "agree_threshold", self.model.scan_threshold))
 
-    def _scan_agrees(self, box: Box) -> bool:
-        """Whether a block of the scan inside ``box`` is above the agreement threshold."""
+    def agrees(self, box: Box) -> bool:
+        """Whether a block of the scan inside ``box`` (original pixels) is above the agreement threshold.
+
+        Always true without a scan model. The head's detections are judged by
+        it before their boxes grow (``DetectorSettings.grow``) and again after
+        merging.
+        """
         if self.scan is None or self.prob is None:
             return True
         sub = self.prob[self._cells(box)]
@@ -252,7 +248,7 @@ class ClassicPolicy:
         self._planned()
         s_global = float(self.s_global if self.s_global is not None else 3.0)
         merge_iou = self.model.detector.merge_iou
-        agreed = [d for d in merge_defects(self.defects, merge_iou) if self._scan_agrees(d.bbox)]
+        agreed = [d for d in merge_defects(self.defects, merge_iou) if self.agrees(d.bbox)]
         defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
         keep = keep_factor(defects, self.image_size)
         unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
