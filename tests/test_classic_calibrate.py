@@ -112,6 +112,9 @@ def test_calibrate_keeps_the_point_unless_the_bound_allows(setup) -> None:
     assert {g["grow"] for g in grows} == set(loose.grow) and m.detector.grow == res["grow"]["chosen"]
     assert max(g["recall"] for g in grows) == next(g["recall"] for g in grows if g["grow"] == m.detector.grow)
     assert all(g["threshold"] == best["threshold"] for g in grows)
+    settled = (m.detector, m.agree_threshold)
+    again = calibrate(m, episodes, loose)  # calibrated weights calibrate to themselves
+    assert (m.detector, m.agree_threshold) == settled and again["chosen"]["threshold"] == best["threshold"]
 
 
 def test_calibrate_stage_writes_the_point_into_the_weights(setup, tmp_path: Path) -> None:

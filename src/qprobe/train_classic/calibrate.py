@@ -219,9 +219,10 @@ def calibrate(model: Any, episodes: Sequence[Episode], config: CalibrationConfig
     """Sweep the grid on recorded episodes; set and return the chosen operating point.
 
     ``model``'s ``detector`` and ``agree_threshold`` end at the chosen
-    point (unchanged when none qualifies: ``chosen`` is then ``None``); the
-    box growth is then chosen at that point by the same rule (``grow``:
-    the sweep and the chosen value, the model's own when none qualifies).
+    point (unchanged when none qualifies: ``chosen`` is then ``None``),
+    chosen without box growth; the growth is then chosen at that point by
+    the same rule (``grow``: the sweep and the chosen value, the model's own
+    when none qualifies).
     Returns it with its metrics, the metrics of the point the model had
     before, the most permissive point the observed rates alone would allow
     (``unbounded``: what the bound guards against), and the whole sweep.
@@ -232,7 +233,8 @@ def calibrate(model: Any, episodes: Sequence[Episode], config: CalibrationConfig
     agree = sorted({*config.agree, round(float(model.scan_threshold), 4)})
     results = []
     for thr, cells, ag in itertools.product(config.thresholds, config.min_cells, agree):
-        model.detector = replace(before_det, threshold=thr, min_cells=cells)
+        # the point is chosen without box growth (so re-calibrating calibrated weights changes nothing)
+        model.detector = replace(before_det, threshold=thr, min_cells=cells, grow=1.0)
         model.agree_threshold = ag
         results.append({"threshold": thr, "min_cells": cells, "agree_threshold": ag, **replay(model, episodes, config.iou)})
     best = choose(results, config.max_fp)
