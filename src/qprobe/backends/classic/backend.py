@@ -58,6 +58,13 @@ class ClassicConfig:
     max_crop_side: int = field(
         default=512, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
     )
+    max_tiles: int = field(
+        default=64,
+        metadata={
+            "help": "A crop longer than max_crop_side is cut into native-resolution tiles of that side, at most "
+            "this many (more: downscaled to fit); <= 1: downscale every such crop to one pass."
+        },
+    )
     score_crop: int = field(
         default=320, metadata={"help": "Side of the five crops the global view is scored on (0: score it whole)."}
     )
@@ -125,6 +132,7 @@ class ClassicBackend(ProbingBackend):
                 threads=cfg.threads,
                 score_crop=cfg.score_crop,
                 engine=cfg.engine,
+                max_tiles=cfg.max_tiles,
             )
         return self._model
 

@@ -20,10 +20,13 @@ from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS
 from qprobe.backends.classic.mobilenet import fuse_batchnorm
 from qprobe.backends.classic.model import ClassicNet, NetConfig, five_crop_origins
 from qprobe.backends.classic.quantization import lattice_cells
+from qprobe.backends.classic.tiling import CELL, tiled_maps, tiles_needed
 from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
 
 MIN_SIDE = 32
+TILE_MARGIN = 64
+"""Pixels of context every stitched cell keeps in its tile (where the crop has them)."""
 
 
 def to_batch(rgb: np.ndarray) -> torch.Tensor:
@@ -63,6 +66,7 @@ class ClassicModel:
         threads: int = 0,
         score_crop: int = 320,
         engine: str = "auto",
+        max_tiles: int = 64,
     ) -> None:
         from qprobe.backends.classic import onnx_engine
 
@@ -80,6 +84,8 @@ class ClassicModel:
         self.classes = list(cfg.classes)
         self.has_detector = not missing and len(self.classes) > 1
         self.max_crop_side = max_crop_side
+        # crops longer than max_crop_side: up to this many native-resolution tiles (<= 1: downscale them)
+        self.max_tiles = int(max_tiles)
         self.score_crop = score_crop
         # the crop side in cells of the stem map (0: the whole map)
         self.score_cells = max(1, round(score_crop / self.net.stem_stride())) if score_crop > 0 else 0
@@ -222,8 +228,30 @@ class ClassicModel:
 
     @torch.inference_mode()
     def defect_maps(self, rgb: np.ndarray) -> np.ndarray:
-        """The defect head's raw output on one crop: (n_classes + 1) x h x w (logits, then severity)."""
-        x = to_batch(fit_side(rgb, self.max_crop_side))
+        """The defect head's raw output on one crop: (n_classes + 1) x h x w (logits, then severity).
+
+        A crop no longer than ``max_crop_side`` is one pass. A longer one is
+        cut into native-resolution tiles of that side and their maps are
+        stitched (:mod:`~qprobe.backends.classic.tiling`): the head sees
+        every part of it at the scale it was trained on. Only beyond
+        ``max_tiles`` tiles is the crop downscaled, by the least factor that
+        brings it within them (``max_tiles`` <= 1: always downscaled to one pass).
+        """
+        h, w = rgb.shape[:2]
+        if max(h, w) <= self.max_crop_side or self.max_tiles <= 1:
+            return self._pass(fit_side(rgb, self.max_crop_side))
+        side = self.max_crop_side // CELL * CELL
+        margin = TILE_MARGIN
+        scaled = rgb
+        long_side = max(h, w)
+        while tiles_needed(*scaled.shape[:2], side, margin) > self.max_tiles:
+            long_side = int(long_side / 1.05)
+            scaled = fit_side(rgb, long_side)
+        return tiled_maps(scaled, self._pass, side, margin)
+
+    def _pass(self, rgb: np.ndarray) -> np.ndarray:
+        """One pass of the frozen tap and the defect head over a whole crop (no resizing)."""
+        x = to_batch(rgb)
         if self._onnx is not None:
             return self._onnx.crop_logits(x.numpy())[0]
         return self.net.defect_logits(self.net.tap(x))[0].numpy()
