@@ -9,6 +9,8 @@ Reports, on the images of a `qprobe bench build` output folder:
 * defect recall at IoU >= 0.3 (ground-truth defects matched by a predicted box),
   overall, per severity and per degradation type;
 * false-positive defect boxes per clean and per depth-of-field image;
+* with ``--seams WxH`` (mosaics from ``scripts/mosaic_photos.py``), also the
+  false boxes per clean / DoF image that do not touch a tile seam;
 * crop bias: mean |score with forced zooms into clean regions - score without|
   on the clean images (the forced boxes are random texture boxes);
 * the same SRCC for the global regressor alone (classic only) as a baseline
@@ -35,6 +37,13 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--bias-probes", type=int, default=2)
+    ap.add_argument(
+        "--seams",
+        type=str,
+        default=None,
+        metavar="WxH",
+        help="images are mosaics of WxH tiles (scripts/mosaic_photos.py): also count false boxes off the tile seams",
+    )
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="backend settings (YAML values)")
     args = ap.parse_args()
     import yaml
@@ -45,16 +54,44 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
         opts[key] = yaml.safe_load(value)
-    result = evaluate_bench(args.bench, args.backend, opts, args.bias_probes)
+    seams = None
+    if args.seams:
+        a, _, b = args.seams.lower().partition("x")
+        seams = (int(a), int(b))
+    result = evaluate_bench(args.bench, args.backend, opts, args.bias_probes, seams)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
+SEAM_TOLERANCE = 32.0
+"""Pixels: a false box this close to a mosaic seam counts as on it."""
+
+
+def on_seam(box: object, seams: tuple[int, int], tol: float = SEAM_TOLERANCE) -> bool:
+    """Whether ``box`` reaches within ``tol`` pixels of a seam of a mosaic of ``seams`` (tile width, height)."""
+    import math
+
+    def near(lo: float, hi: float, step: int) -> bool:  # a seam k * step (k >= 1) in [lo - tol, hi + tol]
+        last = math.floor((hi + tol) / step)
+        return last >= 1 and last >= math.ceil((lo - tol) / step)
+
+    return near(box.x1, box.x2, seams[0]) or near(box.y1, box.y2, seams[1])  # type: ignore[attr-defined]
+
+
 def evaluate_bench(
-    bench: Path, backend: str = "classic", opts: dict[str, object] | None = None, bias_probes: int = 2
+    bench: Path,
+    backend: str = "classic",
+    opts: dict[str, object] | None = None,
+    bias_probes: int = 2,
+    seams: tuple[int, int] | None = None,
 ) -> dict[str, object]:
-    """The metrics of the module docstring for ``backend`` (settings ``opts``) on the benchmark folder ``bench``."""
+    """The metrics of the module docstring for ``backend`` (settings ``opts``) on the benchmark folder ``bench``.
+
+    ``seams``: the images are mosaics of tiles of this (width, height); false
+    boxes on clean and depth-of-field images are then also counted without
+    those that touch a seam (the one structure of a mosaic no photo has).
+    """
     from qprobe.backends import create_backend
     from qprobe.eval.datasets import load_dataset
     from qprobe.eval.metrics import plcc, srcc
@@ -78,6 +115,7 @@ def evaluate_bench(
     by_sev: dict[str, list[int]] = {}
     by_type: dict[str, list[int]] = {}
     fp = {"clean": [], "dof": []}
+    fp_off = {"clean": [], "dof": []}
     bias = []
     t0 = time.time()
     for r in rows:
@@ -98,6 +136,8 @@ def evaluate_bench(
             by_type.setdefault(str(gt.type), []).append(hit)
         if kind in fp:
             fp[kind].append(len(a.defects))
+            if seams is not None:
+                fp_off[kind].append(sum(not on_seam(d.bbox, seams) for d in a.defects))
         if kind == "clean":
             w, h = a.image_size
             side = min(w, h) // 4
@@ -124,6 +164,9 @@ def evaluate_bench(
         "settings": {k: v for k, v in opts.items() if k != "weights"},
         "seconds": round(time.time() - t0, 1),
     }
+    if seams is not None:
+        for kind, counts in fp_off.items():
+            result[f"fp_per_{kind}_image_off_seams"] = round(float(np.mean(counts)) if counts else float("nan"), 4)
     if glob and len(glob) == len(scores):
         result["srcc_global_regressor_only"] = round(float(srcc(np.asarray(glob), m)), 4)
     return result

@@ -93,13 +93,16 @@ def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backen
 
 
 def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
-    assert create_backend("classic", weights=str(weights)).zoom_budget(10000, 5000) == 8  # off by default
-    b = create_backend("classic", weights=str(weights), zooms_per_mp=1)
+    default = create_backend("classic", weights=str(weights))
+    assert default.zoom_budget(3840, 2160) == 8 and default.zoom_budget(5472, 3648) == 9  # half a zoom per MP
+    assert default.zoom_budget(10240, 6400) == 32 and default.zoom_budget(12000, 9000) == 32  # capped at 32
+    assert create_backend("classic", weights=str(weights), zooms_per_mp=0).zoom_budget(10000, 5000) == 8  # off
+    b = create_backend("classic", weights=str(weights), zooms_per_mp=1, zoom_cap=16)
     assert b.zoom_budget(3840, 2160) == 8  # 8.3 MP: the base budget
     assert b.zoom_budget(1920, 1080) == 8  # never below it
     assert b.zoom_budget(5312, 2988) == 15  # 15.9 MP: one zoom per whole megapixel
     assert b.zoom_budget(10000, 5000) == 16  # capped
-    assert create_backend("classic", max_zooms=20, zooms_per_mp=1).zoom_budget(10000, 5000) == 20
+    assert create_backend("classic", max_zooms=20, zooms_per_mp=1, zoom_cap=16).zoom_budget(10000, 5000) == 20
     with pytest.raises(ValueError, match="zooms_per_mp"):
         create_backend("classic", zooms_per_mp=-1)
     # the budget reaches the episode: a 0.3 MP image at 10 zooms per MP gets 3, not max_zooms (2)

@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             None, "--engine", help="classic: network runtime, 'auto' (default: onnx when installed), 'onnx' or 'torch'."
         ),
         zooms_per_mp: Optional[float] = typer.Option(
-            None, "--zooms-per-mp", help="classic: zooms per megapixel where that exceeds --max-zooms (up to 16); default 0."
+            None, "--zooms-per-mp", help="classic: zooms per megapixel where that exceeds --max-zooms (up to 32); default 0.5, 0: --max-zooms always."
         ),
         all_zooms: bool = typer.Option(
             False, "--all-zooms", help="classic: spend the whole budget, also where no found defect could be kept."
