@@ -6,7 +6,7 @@ Each mosaic is a grid of tiles cut at random positions from randomly
 ordered photos of PHOTOS (every photo at least ``--tile`` large), so its
 pixels keep the photos' native detail: a 4 x 4 grid of 2560 x 1600 tiles is
 a 10240 x 6400 (65 MP) JPEG (quality 95). The tile seams are the one
-artificial structure. README "Stop 19" builds its 65 MP benchmark from the
+artificial structure. The README builds its 65 MP benchmark from the
 held-out photos this way:
 
     python scripts/mosaic_photos.py heldout mosaics

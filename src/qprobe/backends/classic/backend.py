@@ -158,7 +158,7 @@ class ClassicBackend(ProbingBackend):
         A fixed budget covers an ever smaller share of ever larger images (a
         4K photo is 8.3 MP, a 65 MP image has 7.8x its area). The default,
         half a zoom per megapixel up to 32, leaves every image under 18 MP at
-        ``max_zooms`` and gives a 65 MP image 32 (README "Stop 20": on 65 MP
+        ``max_zooms`` and gives a 65 MP image 32 (docs/classic-experiments.md, stop 20: on 65 MP
         mosaics recall 0.20 -> 0.40, SRCC 0.25 -> 0.57; on the 4-20 MP
         held-out photos one defect more, nothing else changed). One zoom per
         megapixel (up to 16) was measured on 4-20 MP photos in stop 18:
