@@ -1,4 +1,4 @@
-"""``benchmarks/eval_classic_bench.py``: the rule that tells false boxes on mosaic seams apart."""
+"""Helpers of the benchmark scripts: mosaic seams (eval_classic_bench.py), oracle zooms (eval_oracle_zooms.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from qprobe.types import Box
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def ecb():
-    spec = importlib.util.spec_from_file_location("eval_classic_bench", BENCHMARKS / "eval_classic_bench.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def ecb():
+    return _script("eval_classic_bench")
 
 
 @pytest.mark.parametrize(
@@ -36,3 +40,15 @@ def ecb():
 )
 def test_false_boxes_on_mosaic_seams_are_recognised(ecb, box: Box, expected: bool) -> None:
     assert ecb.on_seam(box, (2560, 1600)) is expected
+
+
+def test_oracle_zooms_are_squares_on_each_defect_at_least_a_zoom_wide() -> None:
+    from types import SimpleNamespace
+
+    from qprobe.types import Defect
+
+    oz = _script("eval_oracle_zooms")
+    row = SimpleNamespace(defects=[Defect(Box(100, 200, 180, 240), "jpeg", 3), Defect(Box(0, 0, 900, 500), "haze", 2)])
+    small, large = oz.oracle_boxes(row, 320.0)
+    assert (small.width, small.height) == (320.0, 320.0) and small.center == (140.0, 220.0)
+    assert (large.width, large.height) == (900.0, 900.0) and large.center == (450.0, 250.0)
