@@ -8,7 +8,8 @@ localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
 decode); the same for a locally damaged copy of it (three regions: noise,
 JPEG, blur), where the agent zooms differently; for the classic backend also the same with its torch engine
 (``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
-scores it and of one that only decodes it (target: <= 1.5 GB). The test
+scores it and of one that only decodes it (target: <= 1.5 GB), and the
+time of each one's second run (one run each: indicative). The test
 images are made from ../shared/data/photos when present (else synthesized).
 
 ``--image`` (repeatable) also times your own files, each against its own
@@ -114,19 +115,35 @@ def backend_options(backend: str, threads: int, engine: str) -> dict[str, object
 
 
 def child(mode: str, path: str, backend: str, threads: int, engine: str) -> None:
-    """Run in a subprocess: decode only, or score; print peak RSS (MB) as JSON."""
+    """Run in a subprocess: decode only, or score; print peak RSS (MB), seconds and zooms as JSON.
+
+    The peak is that of a first decode or assessment; the seconds those of a
+    second one (decode included), after the first has warmed up the weights,
+    the engine and the allocator.
+    """
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    zooms = 0
     if mode == "decode":
         from qprobe.io import load_rgb
 
         load_rgb(path)
+        peak = own_peak_mb()
+        t = time.perf_counter()
+        load_rgb(path)
+        seconds = time.perf_counter() - t
     else:
         from qprobe.backends import create_backend
 
-        a = create_backend(backend, **backend_options(backend, threads, engine)).assess(path)
+        scorer = create_backend(backend, **backend_options(backend, threads, engine))
+        scorer.assess(path)
+        peak = own_peak_mb()
+        t = time.perf_counter()
+        a = scorer.assess(path)
+        seconds = time.perf_counter() - t
         assert a.ok, a.error
-    print(json.dumps({"peak_mb": own_peak_mb()}))
+        zooms = len(a.probes)
+    print(json.dumps({"peak_mb": peak, "seconds": seconds, "zooms": zooms}))
 
 
 def own_peak_mb() -> float:
@@ -144,13 +161,14 @@ def own_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def peak_mb(mode: str, path: Path, backend: str, threads: int, engine: str) -> float:
+def in_child(mode: str, path: Path, backend: str, threads: int, engine: str) -> dict[str, float]:
+    """Peak memory (MB), seconds and zooms of decoding or scoring ``path`` in a fresh process."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(path), "--backend", backend, "--threads", str(threads),
          "--engine", engine],
         capture_output=True, text=True, check=True,
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+    return {k: float(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
 def main() -> None:
@@ -209,10 +227,13 @@ def main() -> None:
             time_own_images(scorer, args.image, args.runs)
         if not args.skip_memory:
             big = make_jpeg(Path(tmp) / "50mp.jpg", (8660, 5774))
-            pd = peak_mb("decode", big, args.backend, args.threads, args.engine)
-            ps = peak_mb("score", big, args.backend, args.threads, args.engine)
+            dec = in_child("decode", big, args.backend, args.threads, args.engine)
+            sco = in_child("score", big, args.backend, args.threads, args.engine)
+            pd, ps = dec["peak_mb"], sco["peak_mb"]
             print(f"50 MP JPEG ({8660}x{5774}) peak RSS: decode only {pd:.0f} MB, score {ps:.0f} MB "
                   f"({ps / pd:.2f}x; target <= 1536 MB)")
+            print(f"  second run in each process: decode {dec['seconds']:.2f} s, score {sco['seconds']:.2f} s "
+                  f"({sco['seconds'] / dec['seconds']:.1f}x decode; {int(sco['zooms'])} zooms)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ Per episode:
    anywhere else nothing the head finds could be kept, so the zoom cannot
    change the answer and the policy answers instead of spending it.
 3. **Each crop** (full resolution, context-enlarged by the environment) —
-   the dense defect head finds defects in it; each is judged against the
+   the dense defect head finds defects in it (a crop longer than the
+   network's input side goes through it as native-resolution tiles,
+   :mod:`~qprobe.backends.classic.tiling`); each is judged against the
    scan (step 4) before its box grows over the region the head believes
    damaged (``DetectorSettings.grow``).
 4. **Agreement and extent** — a defect the head finds is kept only where
