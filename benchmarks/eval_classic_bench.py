@@ -46,14 +46,7 @@ def main() -> None:
     )
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="backend settings (YAML values)")
     args = ap.parse_args()
-    import yaml
-
-    opts: dict[str, object] = {"weights": args.weights} if args.weights else {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
-        opts[key] = yaml.safe_load(value)
+    opts = backend_settings(args.weights, args.set)
     seams = None
     if args.seams:
         a, _, b = args.seams.lower().partition("x")
@@ -62,6 +55,19 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def backend_settings(weights: str | None, items: list[str]) -> dict[str, object]:
+    """Backend options from ``--weights`` and ``--set KEY=VALUE ...`` (values read as YAML)."""
+    import yaml
+
+    opts: dict[str, object] = {"weights": weights} if weights else {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
+        opts[key] = yaml.safe_load(value)
+    return opts
 
 
 SEAM_TOLERANCE = 32.0

@@ -42,18 +42,12 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="backend settings (YAML values)")
     args = ap.parse_args()
-    import yaml
+    from eval_classic_bench import backend_settings  # this folder is on the path when run as a script
 
     from qprobe.backends import create_backend
     from qprobe.eval.datasets import load_dataset
 
-    opts: dict[str, object] = {"weights": args.weights} if args.weights else {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes KEY=VALUE, not {item!r}")
-        opts[key] = yaml.safe_load(value)
-    backend = create_backend("classic", **opts)
+    backend = create_backend("classic", **backend_settings(args.weights, args.set))
     zoom_side = float(backend.config.zoom_side)
     total: Counter[str] = Counter()
     own: Counter[str] = Counter()
