@@ -56,7 +56,8 @@ class ClassicConfig:
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
     max_crop_side: int = field(
-        default=512, metadata={"help": "Crops with a longer side are downscaled to this for the network."}
+        default=512,
+        metadata={"help": "The network's input side: longer crops go through it as tiles of this side (see max_tiles)."},
     )
     max_tiles: int = field(
         default=64,

@@ -4,10 +4,11 @@ The defect head is trained on zoom-shaped crops of at most ``max_crop_side``
 (512) pixels seen at native resolution, and it judges each cell partly
 against the crop's own mean. A larger crop — a zoom on a 65 MP image, where
 the environment's minimum zoom side (28 pixels of the 512-px global view)
-is 540 original pixels and the context enlargement makes it 810, or a forced
-probe of a fifth of the image — used to be *downscaled* to 512 px first: by
-4x on a 65 MP image, where noise averages away, blur looks sharp and fine
-texture turns into aliasing the head has never seen.
+is 540 original pixels and the context enlargement makes it 810, or a large
+forced probe (the crop-bias analysis zooms into a quarter of the short side)
+— used to be *downscaled* to 512 px first: by up to 4.7x on a 65 MP image,
+where noise averages away, blur looks sharp and fine texture turns into
+aliasing the head has never seen.
 
 Here such a crop is cut into overlapping tiles of the training size at
 native resolution; each tile goes through the head as an ordinary crop, and
