@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from qprobe.backends.classic.tiling import CELL, tile_axis, tiled_maps, tiles_needed  # noqa: E402
+from qprobe.types import Box  # noqa: E402
 
 
 @pytest.mark.parametrize("length", [40, 511, 512, 513, 530, 812, 1300, 2000, 4097])
@@ -82,3 +83,27 @@ def test_classic_model_tiles_large_crops_at_native_resolution(tmp_path: Path) ->
     shape = few.defect_maps(rgb).shape[1:]
     assert shape[1] < math.ceil(900 / CELL) and shape[1] > 512 // CELL
     assert fit_side(rgb, 512).shape[1] == 512
+
+
+def test_a_large_forced_zoom_is_tiled_through_the_whole_episode(tmp_path: Path, monkeypatch) -> None:
+    from _helpers_classic import make_random_weights
+    from conftest import make_texture
+
+    from qprobe.backends import create_backend
+    from qprobe.backends.classic import tiling
+
+    path = make_random_weights(tmp_path / "w.pt")
+    small = {"weights": str(path), "view_long_side": 256, "zoom_side": 96, "max_crop_side": 192, "engine": "torch"}
+    img = make_texture(450, 700, seed=5)
+    probe = Box(100, 60, 500, 360)  # 400 x 300, a 600 x 450 crop with context: beyond the 192-px input
+    runs: list[int] = []
+    real = tiling.tiled_maps
+    monkeypatch.setattr(
+        "qprobe.backends.classic.runtime.tiled_maps", lambda rgb, *a: runs.append(rgb.shape[1]) or real(rgb, *a)
+    )
+    tiled = create_backend("classic", **small).assess(img, forced_probes=[probe])
+    assert tiled.ok and runs == [600]  # the forced crop, at native resolution; the planned zooms fit one pass
+    crop = tiled.probes[0]
+    assert (crop.width, crop.height) == (600.0, 450.0)
+    resized = create_backend("classic", **small, max_tiles=1).assess(img, forced_probes=[probe])
+    assert resized.ok and runs == [600] and resized.probes == tiled.probes
