@@ -411,3 +411,38 @@ def test_skipped_zooms_do_not_spend_their_budget_further_down_the_plan() -> None
         made.append(action.box)
         left_over -= 1
     assert made == [right] and isinstance(action, Answer) and pol.skipped == 1
+
+
+def test_scan_probability_runs_on_one_blas_thread_and_keeps_its_values(monkeypatch) -> None:
+    """The scan's products run with BLAS limited to one thread (no spinning workers afterwards), same result."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from qprobe.backends.classic import scan as scan_mod
+    from qprobe.backends.classic.blas import one_blas_thread
+    from qprobe.backends.classic.scan import probability_map
+
+    ctl = threadpoolctl.ThreadpoolController()
+    if not ctl.select(user_api="blas").lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl can control")
+    rng = np.random.default_rng(0)
+    ctx = rng.normal(size=(60, 90, 22)).astype(np.float32)
+    hidden = rng.normal(size=(22, 16)).astype(np.float32)
+    weights = rng.normal(size=17).astype(np.float32)
+    with ctl.limit(limits=2, user_api="blas"):
+        free = probability_map(ctx, weights, hidden)  # BLAS free to use two threads
+        seen: list[int] = []
+        real_maximum = np.maximum
+
+        def spy(*a, **k):  # called between the two products: record BLAS's thread count there
+            seen.append(min(c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers))
+            return real_maximum(*a, **k)
+
+        monkeypatch.setattr(scan_mod.np, "maximum", spy)
+        limited = probability_map(ctx, weights, hidden)
+        monkeypatch.undo()
+        after = [c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
+    assert seen == [1]
+    assert all(n == 2 for n in after)  # the limit ends with the products
+    np.testing.assert_array_equal(limited, free)
+    with one_blas_thread():  # nests and restores without error
+        with one_blas_thread():
+            pass

@@ -32,6 +32,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from qprobe.backends.classic.blas import one_blas_thread
+
 FEATURE_NAMES: tuple[str, ...] = (
     "log_hf",
     "log_mf",
@@ -251,10 +253,11 @@ def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | N
     model; without ``hidden``, ``weights`` (``D``) is a logistic model.
     """
     x = ctx.reshape(-1, ctx.shape[-1])
-    if hidden is not None:
-        z = np.maximum(x @ hidden, 0.0)
-        logit = z @ weights[:-1] + weights[-1]
-    else:
-        logit = x @ weights
+    with one_blas_thread():  # BLAS's idle workers would spin on the cores the zoom crops need next
+        if hidden is not None:
+            z = np.maximum(x @ hidden, 0.0)
+            logit = z @ weights[:-1] + weights[-1]
+        else:
+            logit = x @ weights
     p = 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
     return p.reshape(ctx.shape[:2]).astype(np.float32)
