@@ -5,7 +5,9 @@
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
-decode); the same for a locally damaged copy of it (three regions: noise,
+decode), and the CPU time the process spends per assessment (all threads:
+with 2 cores, a busy average near 2 means the time is work, well below 2
+that cores wait); the same for a locally damaged copy of it (three regions: noise,
 JPEG, blur), where the agent zooms differently; for the classic backend also the same with its torch engine
 (``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
 scores it and of one that only decodes it (target: <= 1.5 GB), and the
@@ -72,16 +74,24 @@ def make_damaged(src: Path, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def decode_and_score(scorer: object, path: Path, decode: list[float], score: list[float]) -> object:
-    """Time decoding ``path`` and scoring it (appended to ``decode`` / ``score``); the assessment."""
+def decode_and_score(
+    scorer: object, path: Path, decode: list[float], score: list[float], cpu: list[float] | None = None
+) -> object:
+    """Time decoding ``path`` and scoring it (appended to ``decode`` / ``score``); the assessment.
+
+    ``cpu``: also append the CPU seconds the whole process spent on the assessment (every thread).
+    """
     from qprobe.io import load_rgb
 
     t = time.perf_counter()
     load_rgb(path)
     decode.append(time.perf_counter() - t)
+    c = time.process_time()
     t = time.perf_counter()
     a = scorer.assess(str(path))  # type: ignore[attr-defined]
     score.append(time.perf_counter() - t)
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
     assert a.ok, a.error
     return a
 
@@ -201,9 +211,9 @@ def main() -> None:
             ref.assess(str(uhd))
         damaged = make_damaged(uhd, Path(tmp) / "uhd_damaged.jpg")
         scorer.assess(str(damaged))
-        decode, score, score_ref, decode_dmg, score_dmg = [], [], [], [], []
+        decode, score, score_ref, decode_dmg, score_dmg, cpu = [], [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load changes hit all alike
-            a = decode_and_score(scorer, uhd, decode, score)
+            a = decode_and_score(scorer, uhd, decode, score, cpu)
             a_dmg = decode_and_score(scorer, damaged, decode_dmg, score_dmg)
             if ref is not None:
                 t = time.perf_counter()
@@ -217,6 +227,9 @@ def main() -> None:
         print(f"  score median       {s:.3f} s   (target <= 1.0 s)")
         print(f"  score / decode     {s / d:.2f}x   (target <= 5x)")
         print(f"  zooms {len(a.probes)}, defects {len(a.defects)}")
+        c = statistics.median(cpu)
+        # CPU seconds per wall second: how busy the cores were (decode included, which runs on one)
+        print(f"  CPU per assessment {c:.3f} s ({c / s:.2f} of {os.cpu_count()} cores busy on average)")
         dd, sd = statistics.median(decode_dmg), statistics.median(score_dmg)
         print(f"  damaged copy ({len(DAMAGE)} regions): decode {dd:.3f} s, score {sd:.3f} s, {sd / dd:.2f}x; "
               f"zooms {len(a_dmg.probes)}, defects {len(a_dmg.defects)}")
