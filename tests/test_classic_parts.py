@@ -413,36 +413,22 @@ def test_skipped_zooms_do_not_spend_their_budget_further_down_the_plan() -> None
     assert made == [right] and isinstance(action, Answer) and pol.skipped == 1
 
 
-def test_scan_probability_runs_on_one_blas_thread_and_keeps_its_values(monkeypatch) -> None:
-    """The scan's products run with BLAS limited to one thread (no spinning workers afterwards), same result."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from qprobe.backends.classic import scan as scan_mod
-    from qprobe.backends.classic.blas import one_blas_thread
+def test_scan_probability_model_without_blas_matches_the_float64_model() -> None:
+    """probability_map (numpy's own loops, no BLAS threads) computes the MLP / logistic model it stores."""
     from qprobe.backends.classic.scan import probability_map
 
-    ctl = threadpoolctl.ThreadpoolController()
-    if not ctl.select(user_api="blas").lib_controllers:
-        pytest.skip("no BLAS library that threadpoolctl can control")
     rng = np.random.default_rng(0)
     ctx = rng.normal(size=(60, 90, 22)).astype(np.float32)
     hidden = rng.normal(size=(22, 16)).astype(np.float32)
-    weights = rng.normal(size=17).astype(np.float32)
-    with ctl.limit(limits=2, user_api="blas"):
-        free = probability_map(ctx, weights, hidden)  # BLAS free to use two threads
-        seen: list[int] = []
-        real_maximum = np.maximum
+    weights = rng.normal(size=17).astype(np.float32) * 0.3
 
-        def spy(*a, **k):  # called between the two products: record BLAS's thread count there
-            seen.append(min(c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers))
-            return real_maximum(*a, **k)
+    def ref(logit: np.ndarray) -> np.ndarray:
+        return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).reshape(60, 90)
 
-        monkeypatch.setattr(scan_mod.np, "maximum", spy)
-        limited = probability_map(ctx, weights, hidden)
-        monkeypatch.undo()
-        after = [c.num_threads for c in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
-    assert seen == [1]
-    assert all(n == 2 for n in after)  # the limit ends with the products
-    np.testing.assert_array_equal(limited, free)
-    with one_blas_thread():  # nests and restores without error
-        with one_blas_thread():
-            pass
+    x = ctx.reshape(-1, 22).astype(np.float64)
+    mlp = ref(np.maximum(x @ hidden.astype(np.float64), 0.0) @ weights[:-1].astype(np.float64) + weights[-1])
+    logistic = ref(x @ hidden[:, 0].astype(np.float64))
+    got = probability_map(ctx, weights, hidden)
+    assert got.dtype == np.float32 and got.shape == (60, 90)
+    np.testing.assert_allclose(got, mlp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probability_map(ctx, hidden[:, 0]), logistic, rtol=1e-5, atol=1e-6)
