@@ -92,6 +92,38 @@ def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backen
     assert not failed.ok and "scan exploded" in failed.error
 
 
+def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backend, monkeypatch) -> None:
+    """Once the plan is made, its crops go through the head side by side; the episode's answer is unchanged."""
+    from qprobe.agent.loop import run_episode
+    from qprobe.backends.classic import policy as policy_mod
+
+    if backend.model.defect_maps_async(np.zeros((64, 64, 3), np.uint8)) is None:
+        pytest.skip("no crop workers (one thread or the torch engine)")
+    img = make_texture(450, 700, seed=4)
+    used: list[bool] = []
+    real = policy_mod.ClassicPolicy._take_maps
+
+    def spy(self, pixels):
+        maps = real(self, pixels)
+        used.append(maps is not None)
+        return maps
+
+    monkeypatch.setattr(policy_mod.ClassicPolicy, "_take_maps", spy)
+    ahead = backend.assess(img)
+    assert used and all(used)  # every crop was already on its way
+    # a policy holding another copy of the image cannot know the environment's crops: it computes them
+    used.clear()
+    policy = backend.policy_for(backend.model, img.copy())
+    other = run_episode(backend.make_env(3), policy, img)
+    assert used and not any(used)
+    used.clear()
+    monkeypatch.setattr(policy_mod.ClassicPolicy, "_prefetch", lambda self: None)
+    inline = backend.assess(img)
+    assert used and not any(used)
+    for a in (other, inline):
+        assert a.score == ahead.score and a.probes == ahead.probes and a.defects == ahead.defects
+
+
 def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
     default = create_backend("classic", weights=str(weights))
     assert default.zoom_budget(3840, 2160) == 8 and default.zoom_budget(5472, 3648) == 9  # half a zoom per MP

@@ -47,6 +47,23 @@ def test_engines_agree_on_maps_scores_and_defects(models, texture_image: np.ndar
     assert [(d.type, d.bbox) for d in da] == [(d.type, d.bbox) for d in db]
 
 
+def test_crop_workers_compute_the_shared_sessions_numbers(models, texture_image: np.ndarray) -> None:
+    """The one-thread crop session (run by several workers at once) gives the two-thread session's maps."""
+    _, onnx_model, _ = models
+    assert onnx_model._onnx.crop_workers == 2
+    crops = [texture_image[:333, :517], texture_image[5:69, 7:91], np.ascontiguousarray(texture_image[:, ::-1])]
+    x = np.ascontiguousarray(texture_image[None, :200, :300].transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(onnx_model._onnx.crop_logits(x, single=True), onnx_model._onnx.crop_logits(x))
+    big = np.tile(texture_image, (2, 2, 1))[:700, :900]  # longer than max_crop_side: native tiles
+    crops.append(big)
+    futures = [onnx_model.defect_maps_async(c) for c in crops]  # all in flight at once
+    for c, fut in zip(crops, futures, strict=True):
+        assert fut is not None
+        np.testing.assert_array_equal(fut.result(), onnx_model.defect_maps(c))
+    # the torch engine has no crop workers: the caller computes crops itself
+    assert models[0].defect_maps_async(crops[0]) is None
+
+
 def test_graphs_are_cached_per_weight_set(models, tmp_path, monkeypatch) -> None:
     torch_model, _, cache = models
     folders = [p for p in (cache / "onnx").iterdir() if p.is_dir()]

@@ -94,6 +94,22 @@ def test_opencv_scan_equals_pillow_reference(cell: int) -> None:
     np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-3)
 
 
+def test_fast_blockiness_equals_the_reference() -> None:
+    pytest.importorskip("cv2")
+    from qprobe.backends.classic import scan_cv
+    from qprobe.backends.classic.scan import blockiness
+
+    rng = np.random.default_rng(3)
+    for h, w in [(300, 1001), (97, 64), (64, 9), (33, 300), (40, 1), (256, 257)]:
+        y = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        y[:, ::8] = 255  # strong steps on the grid
+        for cell in (8, 24, 32, 40):
+            rows, cols = max(1, h // cell), max(1, w // cell)
+            np.testing.assert_array_equal(
+                scan_cv.blockiness(y, cell, rows, cols), blockiness(y, cell, rows, cols), err_msg=f"{h}x{w}, {cell}"
+            )
+
+
 def test_scan_impl_is_checked(monkeypatch) -> None:
     from qprobe.backends.classic import scan_cv
 

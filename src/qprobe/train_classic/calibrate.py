@@ -95,10 +95,13 @@ class _RecordingModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def detect(self, rgb: np.ndarray, box: Box, confirm: Callable[[Box], bool] | None = None) -> list[Any]:
+    def detect(
+        self, rgb: np.ndarray, box: Box, confirm: Callable[[Box], bool] | None = None, maps: np.ndarray | None = None
+    ) -> list[Any]:
         if not self._model.has_detector:
             return []
-        maps = self._model.defect_maps(rgb)
+        if maps is None:
+            maps = self._model.defect_maps(rgb)
         # the banding check's evidence rides along as a last channel, so a replay needs no pixels
         lattice = lattice_cells(rgb, (int(maps.shape[1]), int(maps.shape[2])))
         maps = np.concatenate([maps, lattice[None]], axis=0)

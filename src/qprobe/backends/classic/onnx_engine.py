@@ -204,12 +204,17 @@ class OnnxEngine:
 
         use_cache = cache and graphs == runtime_graphs(net)
         models = cached_graphs(net, directory) if use_cache else export_graphs(net, tuple(graphs))
+        self.threads = max(0, int(threads))
         try:
-            self._sessions = self._open(models, graphs, threads)
+            self._sessions = self._open(models, graphs, self.threads)
         except Exception:  # ORT raises its own types; a damaged cache file is re-exported once
             if not use_cache:
                 raise
-            self._sessions = self._open(cached_graphs(net, directory, refresh=True), graphs, threads)
+            models = cached_graphs(net, directory, refresh=True)
+            self._sessions = self._open(models, graphs, self.threads)
+        # the crop graph once more on one thread, for callers that run several crops at once
+        # (ClassicModel.defect_maps_async): the same kernels, the same numbers, no per-operator handoff
+        self._single = self._open(models, ("crop",), 1)["crop"] if "crop" in graphs and self.threads != 1 else None
 
     @staticmethod
     def _open(models: dict[str, bytes], graphs: tuple[str, ...], threads: int) -> dict[str, Any]:
@@ -228,9 +233,26 @@ class OnnxEngine:
     def _run(self, graph: str, x: np.ndarray) -> np.ndarray:
         return self._sessions[graph].run(None, {"x": x})[0]
 
-    def crop_logits(self, x_uint8: np.ndarray) -> np.ndarray:
-        """N x 3 x H x W uint8 → N x (classes + 1) x h x w defect logits."""
-        return self._run("crop", np.ascontiguousarray(x_uint8, dtype=np.uint8))
+    @property
+    def crop_workers(self) -> int:
+        """How many crops :meth:`crop_logits` with ``single=True`` should run at once (0: no such session).
+
+        The session's thread count when it was set, else the cores (ONNX Runtime's default).
+        """
+        if self._single is None:
+            return 0
+        return self.threads or os.cpu_count() or 1
+
+    def crop_logits(self, x_uint8: np.ndarray, single: bool = False) -> np.ndarray:
+        """N x 3 x H x W uint8 → N x (classes + 1) x h x w defect logits.
+
+        ``single``: on the one-thread session, so that ``crop_workers`` threads can each run one crop
+        at a time (ONNX Runtime sessions may be run from several threads at once).
+        """
+        x = np.ascontiguousarray(x_uint8, dtype=np.uint8)
+        if single and self._single is not None:
+            return self._single.run(None, {"x": x})[0]
+        return self._run("crop", x)
 
     def tap(self, x_uint8: np.ndarray) -> np.ndarray:
         """N x 3 x H x W uint8 → the frozen tap (the defect head's input)."""

@@ -18,7 +18,11 @@ Per episode:
    network's input side goes through it as native-resolution tiles,
    :mod:`~qprobe.backends.classic.tiling`); each is judged against the
    scan (step 4) before its box grows over the region the head believes
-   damaged (``DetectorSettings.grow``).
+   damaged (``DetectorSettings.grow``). The plan depends on the scan alone,
+   so once it is made the head starts on every crop it will open, side by
+   side on the model's crop workers
+   (:meth:`~qprobe.backends.classic.runtime.ClassicModel.defect_maps_async`),
+   while the episode walks through the zooms one at a time.
 4. **Agreement and extent** — a defect the head finds is kept only where
    the scan, at the agreement threshold (the scan's own threshold unless
    :mod:`qprobe.train_classic.calibrate` set another), also flags a
@@ -42,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from qprobe.agent.actions import Action, Answer, Zoom
-from qprobe.agent.cropping import CropConfig, CropError, context_box
+from qprobe.agent.cropping import CropConfig, CropError, context_box, crop
 from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
@@ -88,6 +92,9 @@ class ClassicPolicy:
         self._budgeted = False  # the plan was cut to the zooms the first decision could make
         self._seen = 0
         self._planning: Future[None] | None = None
+        self._image = image
+        self._maps: dict[tuple[Any, ...], Future[np.ndarray]] = {}  # crops whose head maps are on the way
+        self._prefetched = False
         if image is not None:
             h, w = image.shape[:2]
             self.image_size = (w, h)
@@ -139,18 +146,62 @@ class ClassicPolicy:
             return None
         if not self._budgeted:
             self.plan, self._budgeted = self.plan[:zooms_left], True
+        if not self._prefetched:
+            self._prefetched = True
+            self._prefetch()
         while self.plan:
             box = self.plan.pop(0).box
-            if not self.confirmable_only:
-                return Zoom(box)
-            try:
-                eff = context_box(box, self.image_size, CropConfig(context_factor=self.context_factor), self.view_scale)
-            except CropError:  # let the environment report it
-                return Zoom(box)
-            if self.can_confirm(eff):
+            if self._worth_making(box):
                 return Zoom(box)
             self.skipped += 1
         return None
+
+    def _crop_box(self, box: Box) -> Box:
+        """The crop the environment opens for a zoom on ``box`` (raises ``CropError`` as it does)."""
+        return context_box(box, self.image_size, CropConfig(context_factor=self.context_factor), self.view_scale)
+
+    def _worth_making(self, box: Box) -> bool:
+        """Whether a planned zoom is made (see ``confirmable_only``)."""
+        if not self.confirmable_only:
+            return True
+        try:
+            eff = self._crop_box(box)
+        except CropError:  # let the environment report it
+            return True
+        return self.can_confirm(eff)
+
+    def _prefetch(self) -> None:
+        """Start the defect head on every crop the rest of the plan will open, on the model's crop workers.
+
+        The plan is fixed once the scan is done (a zoom is chosen by the scan,
+        never by what an earlier crop showed), so the crops can run side by
+        side while the episode walks through them one at a time. A crop is
+        matched to its zoom by identity (the same pixels of the same array, see
+        ``_key``); any other crop is computed when it arrives.
+        """
+        start = getattr(self.model, "defect_maps_async", None)
+        if start is None or self._image is None:
+            return
+        for prop in self.plan:
+            if not self._worth_making(prop.box):
+                continue
+            try:
+                pixels = crop(self._image, self._crop_box(prop.box))
+            except CropError:
+                continue
+            fut = start(pixels)
+            if fut is None:  # this model has no crop workers
+                return
+            self._maps[_key(pixels)] = fut
+
+    def _take_maps(self, pixels: np.ndarray) -> np.ndarray | None:
+        fut = self._maps.pop(_key(pixels), None)
+        return None if fut is None else fut.result()
+
+    def _drop_prefetched(self) -> None:
+        for fut in self._maps.values():
+            fut.cancel()
+        self._maps.clear()
 
     @classmethod
     def from_record(
@@ -234,7 +285,11 @@ class ClassicPolicy:
             self.view_scale = float(min(1.0, obs.scale))
         elif obs.kind == "crop" and obs.image is not None and obs.box is not None:
             self._planned()  # a crop's detections are judged against the scan (the global view is not)
-            self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees))
+            maps = self._take_maps(obs.image)
+            if maps is None:
+                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees))
+            else:
+                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees, maps=maps))
 
     def act(self, history: Sequence[Turn]) -> Action:
         # forced probes may have run before the first call: look at every new view
@@ -248,6 +303,7 @@ class ClassicPolicy:
 
     def _answer(self) -> Answer:
         self._planned()
+        self._drop_prefetched()
         s_global = float(self.s_global if self.s_global is not None else 3.0)
         merge_iou = self.model.detector.merge_iou
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self.agrees(d.bbox)]
@@ -272,6 +328,15 @@ class ClassicPolicy:
             }
         }
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)
+
+
+def _key(pixels: np.ndarray) -> tuple[Any, ...]:
+    """Which memory a crop is: a view of the same array at the same place has the same key.
+
+    The policy holds its image, so no other array can take its memory while a
+    key is in use.
+    """
+    return (pixels.__array_interface__["data"][0], pixels.shape, pixels.strides, pixels.dtype.str)
 
 
 __all__ = ["ClassicPolicy", "DetectorSettings", "Proposal"]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from qprobe.backends.classic.scan import blockiness, stack_features
+from qprobe.backends.classic.scan import stack_features
 
 _CV2: Any = None
 
@@ -77,6 +77,36 @@ def pil_block_means(u8: np.ndarray, cell: int, rows: int, cols: int) -> np.ndarr
 def float_block_means(a: np.ndarray, cell: int, rows: int, cols: int) -> np.ndarray:
     """Float32 block means of an integer array (exact sums, then one float32 division as numpy's mean)."""
     return block_sums(a, cell, rows, cols).astype(np.float32) / np.float32(cell * cell)
+
+
+def blockiness(y: np.ndarray, cell: int, rows: int, cols: int) -> np.ndarray:
+    """:func:`qprobe.backends.classic.scan.blockiness`, exactly, ≈ 8x faster.
+
+    The reference slices every eighth column (strided reads over the whole
+    image, four times) and averages floats; here one contiguous OpenCV
+    ``absdiff`` gives every horizontal step, whole block rows are summed in
+    integers, and only then are the columns 8k+7 (across the JPEG grid) and
+    8k+3 (inside it) picked. The sums are exact integers either way and the
+    mean divides them as numpy's does, so the values are the same.
+    """
+    h, w = y.shape
+    per = cell // 8
+    n8 = len(range(8, w, 8))  # steps across the grid the reference compares
+    rb, cb = min(rows, h // cell), min(cols, n8 // max(per, 1))
+    block = np.zeros((rows, cols), np.float32)
+    if per < 1 or rb <= 0 or cb <= 0:
+        return block
+    cv2 = cv2_module()
+    d = cv2.absdiff(y[: rb * cell, 1:], y[: rb * cell, :-1])  # d[:, i] = |y[:, i + 1] - y[:, i]|
+    acc = np.uint16 if cell * 255 < 1 << 16 else np.uint32
+    rs = d.reshape(rb, cell, w - 1).sum(axis=1, dtype=acc)  # per block row: each column's sum
+
+    def mean_of(first: int) -> np.ndarray:
+        s = rs[:, first::8][:, : cb * per].reshape(rb, cb, per).sum(axis=2, dtype=np.uint32).astype(np.float32)
+        return np.true_divide(s, np.intp(cell * per), out=s, casting="unsafe")  # as numpy's mean divides
+
+    block[:rb, :cb] = np.log((mean_of(7) + 0.5) / (mean_of(3) + 0.5))
+    return block
 
 
 def reduce2(a: np.ndarray) -> np.ndarray:
