@@ -9,7 +9,9 @@ decode), and the CPU time the process spends per assessment (all threads:
 with 2 cores, a busy average near 2 means the time is work, well below 2
 that cores wait); the same for a locally damaged copy of it (three regions: noise,
 JPEG, blur), where the agent zooms differently; for the classic backend also the same with its torch engine
-(``--compare-torch``, on by default), interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
+(``--compare-torch``, on by default) and with its zoom crops one after another, each on all
+threads (``crop_workers=False``, as before stop 22; the answers must be identical),
+interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a process that
 scores it and of one that only decodes it (target: <= 1.5 GB), and the
 time of each one's second run (one run each: indicative). The test
 images are made from ../shared/data/photos when present (else synthesized).
@@ -209,12 +211,21 @@ def main() -> None:
         if args.backend == "classic" and args.compare_torch and engine != "torch":
             ref = create_backend(args.backend, **backend_options(args.backend, args.threads, "torch"))
             ref.assess(str(uhd))
+        seq = None  # the same scorer with its zoom crops one after another (no crop workers)
+        if args.backend == "classic" and engine == "onnx" and args.threads != 1:
+            seq = create_backend(args.backend, crop_workers=False, **backend_options(args.backend, args.threads, engine))
+            seq.assess(str(uhd))
         damaged = make_damaged(uhd, Path(tmp) / "uhd_damaged.jpg")
         scorer.assess(str(damaged))
-        decode, score, score_ref, decode_dmg, score_dmg, cpu = [], [], [], [], [], []
+        decode, score, score_ref, decode_dmg, score_dmg, cpu, score_seq = [], [], [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load changes hit all alike
             a = decode_and_score(scorer, uhd, decode, score, cpu)
             a_dmg = decode_and_score(scorer, damaged, decode_dmg, score_dmg)
+            if seq is not None:
+                t = time.perf_counter()
+                c = seq.assess(str(uhd))
+                score_seq.append(time.perf_counter() - t)
+                assert c.ok and c.score == a.score and c.defects == a.defects, "crop workers changed the answer"
             if ref is not None:
                 t = time.perf_counter()
                 b = ref.assess(str(uhd))
@@ -233,6 +244,9 @@ def main() -> None:
         dd, sd = statistics.median(decode_dmg), statistics.median(score_dmg)
         print(f"  damaged copy ({len(DAMAGE)} regions): decode {dd:.3f} s, score {sd:.3f} s, {sd / dd:.2f}x; "
               f"zooms {len(a_dmg.probes)}, defects {len(a_dmg.defects)}")
+        if score_seq:
+            q = statistics.median(score_seq)
+            print(f"  crops one by one   {q:.3f} s   ({q / d:.2f}x decode; the crop workers are {q / s:.2f}x faster)")
         if score_ref:
             r = statistics.median(score_ref)
             print(f"  torch engine       {r:.3f} s   ({r / d:.2f}x decode; {engine} is {r / s:.2f}x faster)")

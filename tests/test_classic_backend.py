@@ -92,7 +92,7 @@ def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backen
     assert not failed.ok and "scan exploded" in failed.error
 
 
-def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backend, monkeypatch) -> None:
+def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backend, weights, monkeypatch) -> None:
     """Once the plan is made, its crops go through the head side by side; the episode's answer is unchanged."""
     from qprobe.agent.loop import run_episode
     from qprobe.backends.classic import policy as policy_mod
@@ -117,9 +117,13 @@ def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backen
     other = run_episode(backend.make_env(3), policy, img)
     assert used and not any(used)
     used.clear()
-    monkeypatch.setattr(policy_mod.ClassicPolicy, "_prefetch", lambda self: None)
-    inline = backend.assess(img)
+    one_by_one = create_backend(
+        "classic", weights=str(weights), max_zooms=3, view_long_side=256, zoom_side=96, max_crop_side=192,
+        crop_workers=False,
+    )
+    inline = one_by_one.assess(img)
     assert used and not any(used)
+    assert one_by_one.identity() == backend.identity()  # the setting does not change results
     for a in (other, inline):
         assert a.score == ahead.score and a.probes == ahead.probes and a.defects == ahead.defects
 

@@ -83,6 +83,13 @@ class ClassicConfig:
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
     )
     threads: int = field(default=0, metadata={"help": "CPU threads of the network (0: the library's default)."})
+    crop_workers: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the planned zoom crops side by side, one per thread on one-thread ONNX Runtime sessions "
+            "(the same numbers); False: one after another, each on all threads."
+        },
+    )
     engine: str = field(
         default="auto",
         metadata={
@@ -134,6 +141,7 @@ class ClassicBackend(ProbingBackend):
                 score_crop=cfg.score_crop,
                 engine=cfg.engine,
                 max_tiles=cfg.max_tiles,
+                crop_workers=cfg.crop_workers,
             )
         return self._model
 
@@ -141,7 +149,7 @@ class ClassicBackend(ProbingBackend):
         """The settings that change outputs and the SHA-256 of the weight file.
 
         Not ``threads`` or ``engine``: both runtimes compute the same function
-        (logits agree to ~1e-5).
+        (logits agree to ~1e-5); nor ``crop_workers`` (the same numbers, a test).
         """
         from qprobe.backends.classic.weights import default_weights_path
         from qprobe._fs import file_sha256
@@ -149,6 +157,7 @@ class ClassicBackend(ProbingBackend):
         ident = super().identity()
         ident["settings"].pop("threads", None)
         ident["settings"].pop("engine", None)
+        ident["settings"].pop("crop_workers", None)
         path = self.config.weights or default_weights_path()
         ident["weights_sha256"] = file_sha256(path) if os.path.isfile(path) else None
         return ident

@@ -70,6 +70,7 @@ class ClassicModel:
         score_crop: int = 320,
         engine: str = "auto",
         max_tiles: int = 64,
+        crop_workers: bool = True,
     ) -> None:
         from qprobe.backends.classic import onnx_engine
 
@@ -119,6 +120,7 @@ class ClassicModel:
         # "onnx": the three inference graphs run on ONNX Runtime (same function, ~1.4x faster end to end)
         self.engine = onnx_engine.resolve_engine(engine)
         self._onnx: onnx_engine.OnnxEngine | None = None
+        self.crop_workers = bool(crop_workers)  # False: defect_maps_async declines (crops run one at a time)
         self._workers: ThreadPoolExecutor | None = None  # crop workers (defect_maps_async), made on first use
         self._lock = threading.Lock()
         if self.engine == "onnx":
@@ -248,9 +250,10 @@ class ClassicModel:
         this way against ≈ 110 ms one after another on two threads each: a
         small network on a 480-px crop splits poorly over threads (every
         operator hands off between them), two crops side by side do not.
-        The torch engine has no workers (its thread pool is process-wide).
+        The torch engine has no workers (its thread pool is process-wide), nor
+        has a model made with ``crop_workers=False`` or one thread.
         """
-        if self._onnx is None or not self.has_detector or self._onnx.crop_workers < 2:
+        if not self.crop_workers or self._onnx is None or not self.has_detector or self._onnx.crop_workers < 2:
             return None
         with self._lock:
             if self._workers is None:
