@@ -128,6 +128,35 @@ def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backen
         assert a.score == ahead.score and a.probes == ahead.probes and a.defects == ahead.defects
 
 
+def _assess_in_child(backend, img, out) -> None:
+    a = backend.assess(img)
+    out.put((a.score, [d.bbox.to_list() for d in a.defects], [p.to_list() for p in a.probes]))
+
+
+def test_a_forked_child_scores_with_its_own_crop_workers(backend) -> None:
+    """A process forked after the crop workers ran (their threads do not survive a fork) still scores."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    img = make_texture(450, 700, seed=5)
+    a = backend.assess(img)  # the parent's workers exist now
+    if backend.model._workers is None:
+        pytest.skip("no crop workers (one thread or the torch engine)")
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_assess_in_child, args=(backend, img, out))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung: it waited on the parent's crop workers")
+    assert child.exitcode == 0
+    score, defects, probes = out.get(timeout=10)
+    assert score == a.score and defects == [d.bbox.to_list() for d in a.defects]
+    assert probes == [p.to_list() for p in a.probes]
+
+
 def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
     default = create_backend("classic", weights=str(weights))
     assert default.zoom_budget(3840, 2160) == 8 and default.zoom_budget(5472, 3648) == 9  # half a zoom per MP

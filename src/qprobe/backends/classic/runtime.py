@@ -5,8 +5,10 @@ Imported only when a classic backend is created (never by ``import qprobe``).
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -28,6 +30,8 @@ from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
 
 MIN_SIDE = 32
+_FORKABLE: weakref.WeakSet[ClassicModel] = weakref.WeakSet()
+"""Models whose crop workers a forked child must not inherit (see :func:`_after_fork`)."""
 TILE_MARGIN = 64
 """Pixels of context every stitched cell keeps in its tile (where the crop has them)."""
 
@@ -123,6 +127,7 @@ class ClassicModel:
         self.crop_workers = bool(crop_workers)  # False: defect_maps_async declines (crops run one at a time)
         self._workers: ThreadPoolExecutor | None = None  # crop workers (defect_maps_async), made on first use
         self._lock = threading.Lock()
+        _FORKABLE.add(self)
         if self.engine == "onnx":
             try:
                 # ONNX Runtime ignores OMP_NUM_THREADS: follow torch's count, which honours it (and the
@@ -293,3 +298,19 @@ class ClassicModel:
         if self._onnx is not None:
             return self._onnx.crop_logits(x.numpy(), single=single)[0]
         return self.net.defect_logits(self.net.tap(x))[0].numpy()
+
+
+def _after_fork() -> None:
+    """In a forked child: forget the parent's crop workers (their threads did not come along).
+
+    A pool whose threads died in the fork would queue every crop and never run
+    it; the child makes its own on first use, with a fresh lock (the parent's
+    may have been held by another thread at the fork).
+    """
+    for model in list(_FORKABLE):
+        model._workers = None
+        model._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
