@@ -30,10 +30,10 @@ from qprobe.backends.classic.weights import ClassicWeights, load_weights
 from qprobe.types import Box, Defect
 
 MIN_SIDE = 32
-_FORKABLE: weakref.WeakSet[ClassicModel] = weakref.WeakSet()
-"""Models whose crop workers a forked child must not inherit (see :func:`_after_fork`)."""
 TILE_MARGIN = 64
 """Pixels of context every stitched cell keeps in its tile (where the crop has them)."""
+_FORKABLE: weakref.WeakSet[ClassicModel] = weakref.WeakSet()
+"""Models whose crop workers a forked child must not inherit (see :func:`_after_fork`)."""
 
 
 def to_batch(rgb: np.ndarray) -> torch.Tensor:
