@@ -260,6 +260,28 @@ def test_keep_factor_follows_the_proxy_damage_model() -> None:
     assert keep_factor([big, small], size) < k  # damage accumulates
 
 
+def test_the_first_found_defect_imports_no_slow_module() -> None:
+    """Fusing a found defect reads the degradation registry, which must not pull in scipy.signal (≈ 0.6 s).
+
+    The registry imports every degradation module for its families; a module-level
+    ``from scipy import signal`` there once added most of a second to the first
+    damaged image a process scored.
+    """
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from qprobe.backends.classic.fusion import keep_factor; "
+        "from qprobe.types import Box, Defect; "
+        "k = keep_factor([Defect(Box(10, 10, 50, 50), 'motion_blur', 3, 0.9)], (200, 100)); "
+        "print(json.dumps([k, 'scipy.signal' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    k, slow = json.loads(out.stdout)
+    assert 0.0 < k < 1.0 and not slow
+
+
 def test_fusion_keeps_the_global_score_without_defects() -> None:
     assert fuse(3.5, 1.0, (1.3,)) == pytest.approx(3.5)  # no defect found: crops cannot move the score
     assert fuse(3.5, 0.6, (1.0,)) == pytest.approx(1.0 + 2.5 * 0.6)
