@@ -128,6 +128,37 @@ def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backen
         assert a.score == ahead.score and a.probes == ahead.probes and a.defects == ahead.defects
 
 
+def test_concurrent_first_assessments_load_one_model(weights: Path, monkeypatch) -> None:
+    """The HTTP service's first requests arrive together: they share one model instead of each loading one."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qprobe.backends.classic.backend import ClassicBackend
+
+    fresh = create_backend("classic", weights=str(weights), max_zooms=1, view_long_side=256, zoom_side=96,
+                           max_crop_side=192)
+    loads: list[int] = []
+    real = ClassicBackend._load_model
+
+    def slow_load(self):
+        loads.append(threading.get_ident())
+        time.sleep(0.2)  # every thread arrives while the first one is still loading
+        return real(self)
+
+    monkeypatch.setattr(ClassicBackend, "_load_model", slow_load)
+    start = threading.Barrier(6)
+
+    def first_use(_: int) -> int:
+        start.wait()
+        return id(fresh.model)
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(first_use, range(6)))
+    assert len(loads) == 1 and len(ids) == 1
+    assert fresh.assess(make_texture(200, 300, seed=2)).ok
+
+
 def _assess_in_child(backend, img, out) -> None:
     a = backend.assess(img)
     out.put((a.score, [d.bbox.to_list() for d in a.defects], [p.to_list() for p in a.probes]))

@@ -10,6 +10,7 @@ fused 1–5 score. Weights ship inside the package (``qprobe/weights``).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ from qprobe.backends.base import ProbingBackend
 
 if TYPE_CHECKING:
     from qprobe.backends.classic.policy import ClassicPolicy
+
+_LOADING = threading.Lock()
+"""Held while a backend loads its model: concurrent first assessments (the HTTP service's first
+requests) wait for one model instead of each loading their own (8 threads: 8 models, 2.3 GB)."""
 
 
 def passive_omp() -> None:
@@ -127,23 +132,28 @@ class ClassicBackend(ProbingBackend):
 
     @property
     def model(self) -> Any:
-        """The loaded model (weights are read on first use)."""
+        """The loaded model (weights are read on first use, once however many threads ask)."""
         if self._model is None:
-            passive_omp()
-            from qprobe.backends.classic.runtime import ClassicModel
-
-            cfg = self.config
-            self._model = ClassicModel.load(
-                cfg.weights,
-                max_crop_side=cfg.max_crop_side,
-                zoom_side=cfg.zoom_side,
-                threads=cfg.threads,
-                score_crop=cfg.score_crop,
-                engine=cfg.engine,
-                max_tiles=cfg.max_tiles,
-                crop_workers=cfg.crop_workers,
-            )
+            with _LOADING:
+                if self._model is None:
+                    self._model = self._load_model()
         return self._model
+
+    def _load_model(self) -> Any:
+        passive_omp()
+        from qprobe.backends.classic.runtime import ClassicModel
+
+        cfg = self.config
+        return ClassicModel.load(
+            cfg.weights,
+            max_crop_side=cfg.max_crop_side,
+            zoom_side=cfg.zoom_side,
+            threads=cfg.threads,
+            score_crop=cfg.score_crop,
+            engine=cfg.engine,
+            max_tiles=cfg.max_tiles,
+            crop_workers=cfg.crop_workers,
+        )
 
     def identity(self) -> dict[str, Any]:
         """The settings that change outputs and the SHA-256 of the weight file.
