@@ -99,6 +99,26 @@ def test_classic_with_weights_file(tmp_path: Path, good: Path) -> None:
     assert row["backend"] == "classic" and len(row["probes"]) == 1
 
 
+def test_the_model_loads_before_the_first_image(tmp_path: Path, good: Path, monkeypatch) -> None:
+    """Weights load before any image is read: a missing file stops the run at once, with no image line."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+    from qprobe.backends.classic.backend import ClassicBackend
+
+    res = runner.invoke(app, ["score", str(tmp_path / "nope.png"), str(good), "--weights", str(tmp_path / "none.pt"),
+                              "--json"])
+    assert res.exit_code == 2 and not _lines(res.stdout)
+    assert "weights not found" in res.stderr and "Traceback" not in res.output
+    order: list[str] = []
+    real_prepare, real_assess = ClassicBackend.prepare, ClassicBackend.assess
+    monkeypatch.setattr(ClassicBackend, "prepare", lambda self: (order.append("prepare"), real_prepare(self))[1])
+    monkeypatch.setattr(ClassicBackend, "assess", lambda self, *a, **k: (order.append("assess"), real_assess(self, *a, **k))[1])
+    w = make_random_weights(tmp_path / "w.pt")
+    res = runner.invoke(app, ["score", str(good), str(good), "--weights", str(w), "--json", "--max-zooms", "1"])
+    assert res.exit_code == 0, res.output
+    assert order == ["prepare", "assess", "assess"]
+
+
 def test_classic_planner_option(tmp_path: Path, good: Path) -> None:
     pytest.importorskip("torch")
     from _helpers_classic import make_random_weights

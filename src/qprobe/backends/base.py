@@ -52,6 +52,14 @@ class Backend(ABC):
     ) -> Assessment:
         """Score one image (a path, PIL image or uint8 array); boxes in original pixels."""
 
+    def prepare(self) -> None:
+        """Load what scoring needs (weights, sessions, clients) now instead of inside the first assessment.
+
+        Then the first image's ``elapsed_s`` times its assessment alone, and a
+        missing weight file is reported before any image is read. Loading is
+        lazy without it; the default loads nothing.
+        """
+
     def assess_many(self, images: Iterable[ImageSource], **kw: Any) -> list[Assessment]:
         """Score several images (a loop by default; batched backends override)."""
         return [self.assess(image, **kw) for image in images]

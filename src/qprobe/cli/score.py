@@ -163,6 +163,14 @@ def register(app: typer.Typer) -> None:
         except (QProbeError, TypeError, ValueError, ImportError) as exc:
             typer.echo(f"error: cannot create backend {backend!r}: {exc}", err=True)
             raise typer.Exit(2)
+        try:  # load now: a missing weight file stops the run before any image, and no image's time includes loading
+            scorer.prepare()
+        except QProbeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
+        except (OSError, RuntimeError, ValueError, ImportError) as exc:
+            typer.echo(f"error: cannot load backend {backend!r}: {type(exc).__name__}: {exc}", err=True)
+            raise typer.Exit(2)
         appender = None
         if trajectories is not None:
             from qprobe._fs import JsonlAppender

@@ -139,6 +139,10 @@ class ClassicBackend(ProbingBackend):
                     self._model = self._load_model()
         return self._model
 
+    def prepare(self) -> None:
+        """Load the weights and build the network's sessions now (see :meth:`Backend.prepare`)."""
+        self.model  # noqa: B018 - the property loads
+
     def _load_model(self) -> Any:
         passive_omp()
         from qprobe.backends.classic.runtime import ClassicModel

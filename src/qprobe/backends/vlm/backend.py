@@ -101,6 +101,10 @@ class VLMBackend(ProbingBackend):
                 self._engine = self._create_engine()
             return self._engine
 
+    def prepare(self) -> None:
+        """Load the model or open the client now (see :meth:`Backend.prepare`)."""
+        self.engine  # noqa: B018 - the property builds it
+
     def _generate_one(self, conv: Conversation) -> Generation:
         return self.engine.generate([conv])[0]
 
