@@ -109,6 +109,24 @@ def test_decompression_bomb_header_refused_without_decoding(tmp_path):
         load_rgb(tmp_path / "bomb.png")
 
 
+
+def test_concurrent_opens_leave_pillows_global_limit_alone(tmp_path):
+    """Reading headers from many threads at once (the HTTP service) must not switch Pillow's bomb check off."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "small.png"
+    Image.new("RGB", (64, 48)).save(path)
+    limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+
+    def read(_: int) -> None:
+        for _ in range(200):
+            assert image_info(path).width == 64
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(read, range(8)))
+    assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
+
 def test_save_and_list(tmp_path):
     arr = make_texture(64, 80)
     save_image(tmp_path / "a" / "x.png", arr)

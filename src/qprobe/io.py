@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 _EXIF_ORIENTATION = 0x0112
+_PIL_LIMIT = threading.Lock()
+"""Held while Pillow's process-wide pixel limit and warning filters are swapped for one ``Image.open``:
+without it, concurrent opens (``qprobe serve``'s threads) restored each other's values and left the
+limit off for the whole process."""
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 
 
@@ -78,18 +83,19 @@ def _open(source: ImageSource, max_pixels: int | None) -> Image.Image:
         fp = _io.BytesIO(source)
     else:
         raise TypeError(f"cannot open {type(source).__name__} as an image file")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a better message
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(fp)  # type: ignore[arg-type]
-    except UnidentifiedImageError:
-        raise ImageLoadError(name, "not a recognised image format (is it really an image?)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(name, f"cannot read image header: {exc}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
+    with _PIL_LIMIT:  # opening reads the header only: the lock is held for well under a millisecond
+        old_limit = Image.MAX_IMAGE_PIXELS
+        try:
+            Image.MAX_IMAGE_PIXELS = None  # we check the limit ourselves, with a better message
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(fp)  # type: ignore[arg-type]
+        except UnidentifiedImageError:
+            raise ImageLoadError(name, "not a recognised image format (is it really an image?)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageLoadError(name, f"cannot read image header: {exc}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
     w, h = img.size
     if w <= 0 or h <= 0:
         img.close()
