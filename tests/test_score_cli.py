@@ -99,6 +99,20 @@ def test_classic_with_weights_file(tmp_path: Path, good: Path) -> None:
     assert row["backend"] == "classic" and len(row["probes"]) == 1
 
 
+
+def test_unwritable_outputs_lose_no_scores(tmp_path: Path, good: Path) -> None:
+    """An overlay or report that cannot be written is an error line; every image is still scored and printed."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    files = [str(good), str(good)]
+    res = runner.invoke(app, ["score", *files, "--backend", "dummy", "--json", "--overlay", str(blocker / "ov"),
+                              "--report", str(blocker / "r.html")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert len(_lines(res.stdout)) == 2 and all(r["score"] is not None for r in _lines(res.stdout))
+    assert res.stderr.count("cannot write the overlay") == 2 and "cannot write the report" in res.stderr
+    res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--trajectories", str(blocker / "t.jsonl")])
+    assert res.exit_code == 2 and "cannot append trajectories" in res.stderr and "score" not in res.stdout
+
 def test_the_model_loads_before_the_first_image(tmp_path: Path, good: Path, monkeypatch) -> None:
     """Weights load before any image is read: a missing file stops the run at once, with no image line."""
     pytest.importorskip("torch")

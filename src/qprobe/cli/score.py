@@ -175,7 +175,11 @@ def register(app: typer.Typer) -> None:
         if trajectories is not None:
             from qprobe._fs import JsonlAppender
 
-            appender = JsonlAppender(trajectories)
+            try:  # before any image: a bad path costs no scoring
+                appender = JsonlAppender(trajectories)
+            except OSError as exc:
+                typer.echo(f"error: cannot append trajectories to {trajectories}: {exc}", err=True)
+                raise typer.Exit(2)
         results = []
         failed = 0
         for f in files:
@@ -191,7 +195,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(json_line(a) if as_json else text_line(a))
             sys.stdout.flush()
             if a.error is None and overlay is not None:
-                draw_overlay(a, f, overlay_path(overlay, f, len(files) > 1))
+                target = overlay_path(overlay, f, len(files) > 1)
+                try:  # an unwritable overlay loses the overlay, not the other images' results
+                    draw_overlay(a, f, target)
+                except OSError as exc:
+                    failed += 1
+                    typer.echo(f"error: cannot write the overlay {target}: {exc}", err=True)
             if appender is not None and a.trajectory is not None:
                 appender.write(a.trajectory.to_dict())
         if appender is not None:
@@ -199,7 +208,12 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from qprobe.report.html import write_report
 
-            write_report(results, report)
-            typer.echo(f"report: {report}", err=True)
+            try:
+                write_report(results, report)
+            except OSError as exc:
+                failed += 1
+                typer.echo(f"error: cannot write the report {report}: {exc}", err=True)
+            else:
+                typer.echo(f"report: {report}", err=True)
         if failed:
             raise typer.Exit(1)
