@@ -61,6 +61,23 @@ def test_every_bad_input_gives_a_clean_per_file_error(tmp_path: Path, good: Path
     assert "error:" in res.stderr and "Traceback" not in res.output
 
 
+
+def test_every_bad_input_gives_a_clean_per_file_error_with_the_classic_backend(tmp_path: Path, good: Path) -> None:
+    """The same inputs through the default backend (random weights): its scan, zooms and head meet odd images too."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    expected = write_bad_inputs(tmp_path / "bad")
+    w = make_random_weights(tmp_path / "w.pt")
+    files = [str(tmp_path / "bad" / n) for n in expected] + [str(good)]
+    res = runner.invoke(app, ["score", *files, "--weights", str(w), "--json", "--max-zooms", "2"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    rows = {r["path"]: r for r in _lines(res.stdout)}
+    assert len(rows) == len(files)
+    for name, outcome in expected.items():
+        row = rows[str(tmp_path / "bad" / name)]
+        assert (row["score"] is None and name in row["error"]) if outcome == "error" else 1 <= row["score"] <= 5
+
 def test_text_output_overlay_and_trajectories(tmp_path: Path, good: Path) -> None:
     ov = tmp_path / "ov.png"
     traj = tmp_path / "t.jsonl"
