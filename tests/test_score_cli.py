@@ -130,6 +130,19 @@ def test_unwritable_outputs_lose_no_scores(tmp_path: Path, good: Path) -> None:
     res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--trajectories", str(blocker / "t.jsonl")])
     assert res.exit_code == 2 and "cannot append trajectories" in res.stderr and "score" not in res.stdout
 
+
+def test_a_forced_probe_outside_the_image_is_reported(good: Path) -> None:
+    """``--probe`` boxes are original pixels: one that misses the image is a warning, the answer still stands."""
+    res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--json", "--probe", "5000,5000,6000,6000",
+                              "--probe", "10,10,200,200"])
+    assert res.exit_code == 0, res.output
+    (row,) = _lines(res.stdout)
+    x1, y1, x2, y2 = row["probes"][0]  # the probe that was made, with its context
+    assert row["score"] is not None and x1 <= 10 and y1 <= 10 and x2 >= 200 and y2 >= 200
+    assert res.stderr.count("--probe not made") == 1 and "does not overlap the 720x480 image" in res.stderr
+    res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--max-zooms", "-1"])
+    assert res.exit_code == 2
+
 def test_the_model_loads_before_the_first_image(tmp_path: Path, good: Path, monkeypatch) -> None:
     """Weights load before any image is read: a missing file stops the run at once, with no image line."""
     pytest.importorskip("torch")

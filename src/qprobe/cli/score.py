@@ -42,6 +42,16 @@ def text_line(assessment: Any) -> str:
     )
 
 
+def forced_probe_problems(assessment: Any) -> list[str]:
+    """Why forced probes (``--probe``) were not made: the error turn after each forced zoom, if any."""
+    steps = assessment.trajectory.steps if assessment.trajectory is not None else []
+    out = []
+    for prev, step in zip(steps, steps[1:]):
+        if prev.kind == "zoom" and prev.data.get("forced") and step.kind == "error":
+            out.append(step.text)
+    return out
+
+
 def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files as given; folders expanded to the images inside (sorted)."""
     from qprobe.io import list_images
@@ -95,7 +105,7 @@ def register(app: typer.Typer) -> None:
             "images a folder, or a path containing {stem}."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
-        max_zooms: Optional[int] = typer.Option(None, "--max-zooms", help="Zoom budget per image."),
+        max_zooms: Optional[int] = typer.Option(None, "--max-zooms", min=0, help="Zoom budget per image."),
         trajectories: Optional[Path] = typer.Option(
             None, "--trajectories", help="Append each episode's trajectory to this JSONL file."
         ),
@@ -192,6 +202,8 @@ def register(app: typer.Typer) -> None:
             if a.error is not None:
                 failed += 1
                 typer.echo(f"error: {a.error}", err=True)
+            for problem in forced_probe_problems(a):  # the answer stands; the user should know a probe was not made
+                typer.echo(f"warning: {f}: --probe not made: {problem}", err=True)
             typer.echo(json_line(a) if as_json else text_line(a))
             sys.stdout.flush()
             if a.error is None and overlay is not None:
