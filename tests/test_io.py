@@ -127,6 +127,24 @@ def test_concurrent_opens_leave_pillows_global_limit_alone(tmp_path):
         list(pool.map(read, range(8)))
     assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
 
+
+def test_odd_arrays_are_refused_or_converted_with_reason():
+    """Arrays get the same care as files: no silent garbage from NaNs, empty or non-numeric arrays."""
+    for arr, reason in [
+        (np.full((30, 40, 3), np.nan, np.float32), "NaN or infinite"),
+        (np.where(np.ones((30, 40, 3), bool), np.inf, 0.5), "NaN or infinite"),
+        (np.zeros((0, 40, 3), np.uint8), "no pixels"),
+        (np.zeros((30, 40, 3), object), "unsupported image array dtype"),
+        (np.zeros((30, 40, 3), complex), "unsupported image array dtype"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            load_rgb(arr)
+    mask = np.zeros((4, 5), bool)
+    mask[1, 2] = True
+    out = load_rgb(mask)
+    assert out.dtype == np.uint8 and out.shape == (4, 5, 3) and out[1, 2].tolist() == [255] * 3 and out.sum() == 765
+    assert load_rgb(np.full((2, 2, 3), 0.5, np.float32)).max() == 128  # floats in [0, 1] scale to [0, 255]
+
 def test_save_and_list(tmp_path):
     arr = make_texture(64, 80)
     save_image(tmp_path / "a" / "x.png", arr)

@@ -182,22 +182,34 @@ def load_image(source: ImageSource, max_pixels: int | None = DEFAULT_MAX_PIXELS)
 
 
 def as_rgb_array(arr: np.ndarray) -> np.ndarray:
-    """Normalise an array (H x W, H x W x 1/3/4; uint8/uint16/float) to uint8 RGB."""
+    """Normalise an array (H x W, H x W x 1/3/4; uint8/uint16/float/bool) to uint8 RGB.
+
+    Floats in [0, 1] are scaled to [0, 255]; other integers are clipped to it. Raises ``ValueError``
+    for an empty array, a non-numeric dtype or non-finite values.
+    """
     a = np.asarray(arr)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
         raise ValueError(f"expected an H x W [x 1|3|4] image array, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"image array has no pixels ({a.shape[1]}x{a.shape[0]})")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"unsupported image array dtype {a.dtype} (use uint8, uint16, float in [0, 1] or [0, 255], or bool)")
     if a.shape[2] == 4:
         a = a[:, :, :3]
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
+    if a.dtype == np.bool_:  # a mask: white where true
+        return np.ascontiguousarray(a.astype(np.uint8) * 255)
     if a.dtype == np.uint16:
         return np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
-        scale = 255.0 if float(np.nanmax(a)) <= 1.0 + 1e-6 else 1.0
+        if not np.isfinite(a).all():
+            raise ValueError("image array contains NaN or infinite values")
+        scale = 255.0 if float(a.max()) <= 1.0 + 1e-6 else 1.0
         return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
     return np.clip(a, 0, 255).astype(np.uint8)
 
