@@ -78,6 +78,7 @@ def test_every_bad_input_gives_a_clean_per_file_error_with_the_classic_backend(t
         row = rows[str(tmp_path / "bad" / name)]
         assert (row["score"] is None and name in row["error"]) if outcome == "error" else 1 <= row["score"] <= 5
 
+
 def test_text_output_overlay_and_trajectories(tmp_path: Path, good: Path) -> None:
     ov = tmp_path / "ov.png"
     traj = tmp_path / "t.jsonl"
@@ -96,6 +97,19 @@ def test_folder_input_and_overlay_folder(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["im0.overlay.png", "im1.overlay.png"]
 
+
+
+def test_same_named_images_get_their_own_overlays(tmp_path: Path) -> None:
+    """Cameras reuse names (``day1/IMG_0001.jpg``, ``day2/IMG_0001.jpg``): no overlay overwrites another."""
+    shots = tmp_path / "shots"
+    for i, rel in enumerate(["day1/IMG_0001.jpg", "day2/IMG_0001.jpg", "IMG_0001.png", "other.png"]):
+        (shots / rel).parent.mkdir(parents=True, exist_ok=True)
+        save_image(shots / rel, make_texture(96, 128, seed=i))
+    res = runner.invoke(app, ["score", str(shots), "-b", "dummy", "--overlay", str(tmp_path / "ov")])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "ov").iterdir())
+    assert names == ["IMG_0001_png.overlay.png", "day1__IMG_0001_jpg.overlay.png", "day2__IMG_0001_jpg.overlay.png",
+                     "other.overlay.png"]
 
 def test_unknown_backend_and_empty_folder(tmp_path: Path, good: Path) -> None:
     res = runner.invoke(app, ["score", str(good), "-b", "dumy"])

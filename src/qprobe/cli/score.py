@@ -62,13 +62,32 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def overlay_path(template: Path, image: Path, many: bool) -> Path:
-    """Where the overlay of ``image`` goes: ``template`` itself, or one file per image."""
+def overlay_path(template: Path, image: Path, many: bool, stem: str | None = None) -> Path:
+    """Where the overlay of ``image`` goes: ``template`` itself, or one file per image (named by ``stem``)."""
+    stem = image.stem if stem is None else stem
     if "{stem}" in str(template):
-        return Path(str(template).replace("{stem}", image.stem))
+        return Path(str(template).replace("{stem}", stem))
     if not many:
         return template
-    return template / f"{image.stem}.overlay.png"
+    return template / f"{stem}.overlay.png"
+
+
+def unique_stems(files: list[Path]) -> dict[Path, str]:
+    """A name per file for its outputs: the file's stem, or where stems repeat (``a/IMG_1.jpg``,
+    ``b/IMG_1.jpg``, ``IMG_1.png``) its path without the shared folders, joined with ``__``."""
+    from collections import Counter
+    import os
+
+    counts = Counter(f.stem for f in files)
+    clashing = [f for f in files if counts[f.stem] > 1]
+    if not clashing:
+        return {f: f.stem for f in files}
+    base = Path(os.path.commonpath([str(f.resolve().parent) for f in clashing]))
+    out = {f: f.stem for f in files}
+    for f in clashing:
+        rel = f.resolve().relative_to(base)
+        out[f] = "__".join([*rel.parent.parts, rel.stem]) + ("" if rel.suffix == "" else f"_{rel.suffix[1:]}")
+    return out
 
 
 def draw_overlay(assessment: Any, source: Path, out: Path, max_side: int = 2048) -> None:
@@ -102,7 +121,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
         overlay: Optional[Path] = typer.Option(
             None, "--overlay", help="Write the image with probes and defects drawn (PNG); with several "
-            "images a folder, or a path containing {stem}."
+            "images a folder, or a path containing {stem} (images with the same name get their folders in it)."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
         max_zooms: Optional[int] = typer.Option(None, "--max-zooms", min=0, help="Zoom budget per image."),
@@ -192,6 +211,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2)
         results = []
         failed = 0
+        stems = unique_stems(files) if overlay is not None else {}
         for f in files:
             try:
                 a = scorer.assess(str(f), max_zooms=max_zooms, forced_probes=forced)
@@ -207,7 +227,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json_line(a) if as_json else text_line(a))
             sys.stdout.flush()
             if a.error is None and overlay is not None:
-                target = overlay_path(overlay, f, len(files) > 1)
+                target = overlay_path(overlay, f, len(files) > 1, stems.get(f))
                 try:  # an unwritable overlay loses the overlay, not the other images' results
                     draw_overlay(a, f, target)
                 except OSError as exc:
