@@ -91,6 +91,18 @@ def test_scan_runs_beside_the_global_view_and_its_errors_reach_the_caller(backen
     failed = backend.assess(img)
     assert not failed.ok and "scan exploded" in failed.error
 
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(policy_mod, "block_features", exhausted)  # a huge image: its failure, not the batch's
+    failed = backend.assess(img)
+    assert not failed.ok and "ran out of memory" in failed.error and "x" in failed.error
+    import qprobe.backends.base as base_mod
+
+    monkeypatch.setattr(base_mod, "load_rgb", exhausted)
+    failed = backend.assess(img)
+    assert not failed.ok and "not enough memory to decode" in failed.error
+
 
 def test_planned_crops_run_ahead_on_the_crop_workers_with_the_same_answer(backend, weights, monkeypatch) -> None:
     """Once the plan is made, its crops go through the head side by side; the episode's answer is unchanged."""

@@ -139,6 +139,8 @@ class ProbingBackend(Backend):
             return self.failed(image, path, str(exc), t0)
         except (TypeError, ValueError) as exc:
             return self.failed(image, path, f"cannot use this input as an image: {exc}", t0)
+        except MemoryError:  # one huge image must not end a batch: the next one may fit
+            return self.failed(image, path, "not enough memory to decode this image", t0)
         try:
             budget = max_zooms if max_zooms is not None else self.zoom_budget(pixels.shape[1], pixels.shape[0])
             env = self.make_env(budget)
@@ -147,5 +149,8 @@ class ProbingBackend(Backend):
             )
         except (ValueError, RuntimeError, ArithmeticError) as exc:
             return self.failed(image, path, f"{self.name} failed on this image: {type(exc).__name__}: {exc}", t0)
+        except MemoryError:
+            h, w = pixels.shape[:2]
+            return self.failed(image, path, f"{self.name} ran out of memory on this {w}x{h} image", t0)
         result.elapsed_s = time.perf_counter() - t0
         return result
