@@ -234,6 +234,14 @@ def test_weights_errors(tmp_path) -> None:
     torch.save({"format": "something-else"}, bad)
     with pytest.raises(MissingWeightsError, match="not a qprobe.classic"):
         load_weights(bad)
+    with pytest.raises(MissingWeightsError, match="is a folder; pass the weight file"):
+        load_weights(tmp_path)
+    (tmp_path / "text.pt").write_text("hello")  # torch's own message here is a bare "101"
+    with pytest.raises(MissingWeightsError, match=r"\(KeyError: .*\): not a complete weight file"):
+        load_weights(tmp_path / "text.pt")
+    (tmp_path / "cut.pt").write_bytes(default_weights_path().read_bytes()[:100_000])
+    with pytest.raises(MissingWeightsError, match="truncated download or copy"):
+        load_weights(tmp_path / "cut.pt")
     b = create_backend("classic", weights=str(tmp_path / "nope.pt"))
     with pytest.raises(MissingWeightsError):
         b.assess(make_texture(64, 64))

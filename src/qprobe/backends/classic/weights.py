@@ -80,6 +80,8 @@ def load_weights(path: str | Path | None = None) -> ClassicWeights:
     import torch
 
     p = Path(path) if path is not None else default_weights_path()
+    if p.is_dir():
+        raise MissingWeightsError(f"classic weights: {p} is a folder; pass the weight file (e.g. {p / 'classic.pt'})")
     if not p.is_file():
         raise MissingWeightsError(
             f"classic weights not found at {p}; reinstall qprobe, pass weights=PATH, "
@@ -87,8 +89,11 @@ def load_weights(path: str | Path | None = None) -> ClassicWeights:
         )
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise MissingWeightsError(f"cannot read classic weights {p}: {exc}") from None
+    except Exception as exc:  # torch raises many types for a corrupt file (some with a bare byte as message)
+        raise MissingWeightsError(
+            f"cannot read classic weights {p} ({type(exc).__name__}: {str(exc)[:200]}): not a complete weight "
+            "file of `qprobe train classic` (truncated download or copy?)"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise MissingWeightsError(f"{p} is not a {FORMAT} weight file (format {got!r})")
