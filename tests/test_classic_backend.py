@@ -237,7 +237,7 @@ def test_weights_errors(tmp_path) -> None:
     with pytest.raises(MissingWeightsError, match="is a folder; pass the weight file"):
         load_weights(tmp_path)
     (tmp_path / "text.pt").write_text("hello")  # torch's own message here is a bare "101"
-    with pytest.raises(MissingWeightsError, match=r"\(KeyError: .*\): not a complete weight file"):
+    with pytest.raises(MissingWeightsError, match=r"\(\w+: .*\): not a complete weight file"):
         load_weights(tmp_path / "text.pt")
     (tmp_path / "cut.pt").write_bytes(default_weights_path().read_bytes()[:100_000])
     with pytest.raises(MissingWeightsError, match="truncated download or copy"):
