@@ -99,6 +99,17 @@ def test_folder_input_and_overlay_folder(tmp_path: Path) -> None:
 
 
 
+
+def test_one_image_with_an_overlay_folder(tmp_path: Path, good: Path) -> None:
+    """``--overlay out/`` (or an existing folder) with one image writes into it, not a file named ``out``."""
+    (tmp_path / "there").mkdir()
+    for arg, expected in [(str(tmp_path / "out") + "/", tmp_path / "out" / "good.overlay.png"),
+                          (str(tmp_path / "there"), tmp_path / "there" / "good.overlay.png"),
+                          (str(tmp_path / "one.png"), tmp_path / "one.png")]:
+        res = runner.invoke(app, ["score", str(good), "-b", "dummy", "--overlay", arg])
+        assert res.exit_code == 0, res.output
+        assert expected.is_file(), arg
+
 def test_same_named_images_get_their_own_overlays(tmp_path: Path) -> None:
     """Cameras reuse names (``day1/IMG_0001.jpg``, ``day2/IMG_0001.jpg``): no overlay overwrites another."""
     shots = tmp_path / "shots"

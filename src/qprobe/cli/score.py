@@ -14,6 +14,7 @@ is 1. Boxes are in original-image pixels.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -119,9 +120,10 @@ def register(app: typer.Typer) -> None:
         images: list[Path] = typer.Argument(..., help="Image files or folders of images."),
         backend: str = typer.Option("classic", "--backend", "-b", help="Scoring backend (see `qprobe ls backends`)."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-        overlay: Optional[Path] = typer.Option(
-            None, "--overlay", help="Write the image with probes and defects drawn (PNG); with several "
-            "images a folder, or a path containing {stem} (images with the same name get their folders in it)."
+        overlay: Optional[str] = typer.Option(
+            None, "--overlay", help="Write the image with probes and defects drawn (PNG): a file for one image; "
+            "a folder for several, or when the path ends with / or is a folder; or a path containing {stem} "
+            "(images with the same name get their folders in it)."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
         max_zooms: Optional[int] = typer.Option(None, "--max-zooms", min=0, help="Zoom budget per image."),
@@ -212,6 +214,10 @@ def register(app: typer.Typer) -> None:
         results = []
         failed = 0
         stems = unique_stems(files) if overlay is not None else {}
+        # one file per image in a folder: several images, or a path that names a folder ("out/", an existing one)
+        overlay_dir = overlay is not None and (
+            len(files) > 1 or overlay.endswith(("/", os.sep)) or Path(overlay).is_dir()
+        )
         for f in files:
             try:
                 a = scorer.assess(str(f), max_zooms=max_zooms, forced_probes=forced)
@@ -227,7 +233,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json_line(a) if as_json else text_line(a))
             sys.stdout.flush()
             if a.error is None and overlay is not None:
-                target = overlay_path(overlay, f, len(files) > 1, stems.get(f))
+                target = overlay_path(Path(overlay), f, overlay_dir, stems.get(f))
                 try:  # an unwritable overlay loses the overlay, not the other images' results
                     draw_overlay(a, f, target)
                 except OSError as exc:
