@@ -36,11 +36,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 _EXIF_ORIENTATION = 0x0112
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _PIL_LIMIT = threading.Lock()
 """Held while Pillow's process-wide pixel limit and warning filters are swapped for one ``Image.open``:
 without it, concurrent opens (``qprobe serve``'s threads) restored each other's values and left the
 limit off for the whole process."""
-_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)

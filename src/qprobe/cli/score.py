@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
@@ -76,9 +77,6 @@ def overlay_path(template: Path, image: Path, many: bool, stem: str | None = Non
 def unique_stems(files: list[Path]) -> dict[Path, str]:
     """A name per file for its outputs: the file's stem, or where stems repeat (``a/IMG_1.jpg``,
     ``b/IMG_1.jpg``, ``IMG_1.png``) its path without the shared folders, joined with ``__``."""
-    from collections import Counter
-    import os
-
     counts = Counter(f.stem for f in files)
     clashing = [f for f in files if counts[f.stem] > 1]
     if not clashing:
