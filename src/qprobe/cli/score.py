@@ -8,7 +8,9 @@ One line per image; with ``--json`` one JSON object per line::
 
 An unreadable file gives an error line for that file (``"score": null`` and
 ``"error"`` in JSON), the other files are still scored, and the exit status
-is 1. Boxes are in original-image pixels.
+is 1; so does an overlay or report that cannot be written. The backend loads
+before the first image: a missing or unreadable weight file exits with 2 and
+no image line. Boxes are in original-image pixels.
 """
 
 from __future__ import annotations
