@@ -243,3 +243,58 @@ def test_defect_head_with_a_local_surround_exports_exactly(texture_image: np.nda
     # without it the head reads the tap and its deviation from the crop mean only
     other = ClassicNet(NetConfig(split=14, classes=["clean", "blur", "noise"])).eval()
     assert other.defect[0].in_channels == 2 * 32
+
+
+def test_a_bundle_scores_without_torch_and_exactly_as_the_torch_built_model(tmp_path, monkeypatch) -> None:
+    """After one load, a weight file scores from its bundle (cached graphs + settings): no torch, same answer."""
+    import json
+    import os
+
+    from _helpers_classic import make_random_weights
+    from conftest import make_texture
+
+    from qprobe.backends.classic.core import ClassicCore, bundle_path, load_model
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.io import save_image
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("QPROBE_CACHE", str(cache))
+    weights = make_random_weights(tmp_path / "w.pt", aux="efficientnet_lite0")
+    first = load_model(weights, threads=2)
+    assert type(first) is ClassicModel and bundle_path(weights).is_file()
+    again = load_model(weights, threads=2)
+    assert type(again) is ClassicCore and again.info == first.info
+    img = make_texture(400, 640, seed=3)
+    img[50:250, 100:300] = (img[50:250, 100:300] // 48) * 48
+    box = Box(0, 0, 640, 400)
+    assert again.score(img) == first.score(img)
+    np.testing.assert_array_equal(again.defect_maps(img), first.defect_maps(img))
+    assert again.detect(img, box) == first.detect(img, box)
+    assert load_model(weights, engine="torch", threads=2).engine == "torch"  # torch asked for: no bundle
+
+    # a fresh process: the whole episode runs without importing torch, with the same answer
+    save_image(tmp_path / "img.png", img)
+    from qprobe.backends import create_backend
+
+    here = create_backend("classic", weights=str(weights), threads=2).assess(str(tmp_path / "img.png"))
+    code = (
+        "import json, sys; from qprobe.backends import create_backend; "
+        f"a = create_backend('classic', weights={str(weights)!r}, threads=2).assess({str(tmp_path / 'img.png')!r}); "
+        "print(json.dumps([a.score, [d.bbox.to_list() for d in a.defects], [p.to_list() for p in a.probes], "
+        "'torch' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "QPROBE_CACHE": str(cache)})
+    score, defects, probes, torch_loaded = json.loads(out.stdout)
+    assert not torch_loaded
+    assert score == here.score and defects == [d.bbox.to_list() for d in here.defects]
+    assert probes == [p.to_list() for p in here.probes]
+
+    # a damaged bundle (a graph gone, or unreadable settings) falls back to the torch model, which rewrites it
+    data = json.loads(bundle_path(weights).read_text())
+    (cache / "onnx" / data["graphs_dir"] / "crop.onnx").unlink()
+    assert type(load_model(weights, threads=2)) is ClassicModel
+    assert type(load_model(weights, threads=2)) is ClassicCore
+    bundle_path(weights).write_text("{not json")
+    assert type(load_model(weights, threads=2)) is ClassicModel
+    assert type(load_model(weights, threads=2)) is ClassicCore

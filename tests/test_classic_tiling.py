@@ -99,7 +99,7 @@ def test_a_large_forced_zoom_is_tiled_through_the_whole_episode(tmp_path: Path, 
     runs: list[int] = []
     real = tiling.tiled_maps
     monkeypatch.setattr(
-        "qprobe.backends.classic.runtime.tiled_maps", lambda rgb, *a: runs.append(rgb.shape[1]) or real(rgb, *a)
+        "qprobe.backends.classic.core.tiled_maps", lambda rgb, *a: runs.append(rgb.shape[1]) or real(rgb, *a)
     )
     tiled = create_backend("classic", **small).assess(img, forced_probes=[probe])
     assert tiled.ok and runs == [600]  # the forced crop, at native resolution; the planned zooms fit one pass

@@ -145,10 +145,10 @@ class ClassicBackend(ProbingBackend):
 
     def _load_model(self) -> Any:
         passive_omp()
-        from qprobe.backends.classic.runtime import ClassicModel
+        from qprobe.backends.classic.core import load_model
 
         cfg = self.config
-        return ClassicModel.load(
+        return load_model(  # from the weight file's cached bundle when it has one: no torch import
             cfg.weights,
             max_crop_side=cfg.max_crop_side,
             zoom_side=cfg.zoom_side,

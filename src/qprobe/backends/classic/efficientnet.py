@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from qprobe.backends.classic.core import MULTIPLE, fit_multiple  # noqa: F401 - re-exported
+
 # (repeats, kernel, first stride, expansion, in, out): EfficientNet-B0's stages (Lite0: width = depth = 1)
 STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 1, 32, 16),
@@ -45,7 +47,6 @@ STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 SPLIT = 11
 """Blocks [0, SPLIT) form the frozen stem (output stride 16); the later ones are fine-tuned."""
-MULTIPLE = 16
 """Stem inputs are cut to a multiple of this (every stride-2 layer of the stem then sees an even size)."""
 MEAN, STD = 127.0, 128.0
 """Input normalization of the Lite models: (pixel - 127) / 128."""
@@ -156,16 +157,6 @@ class LiteQuality(nn.Module):
         if missing:
             raise ValueError(f"not an EfficientNet-Lite0 state dict: missing {missing[:4]}")
         self.load_state_dict({k: state[_state_key(k)] for k in ours}, strict=False)
-
-
-def fit_multiple(rgb: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
-    """The centred crop of an H x W (x C) array to multiples of ``multiple`` (at least one multiple)."""
-    h, w = rgb.shape[:2]
-    nh, nw = max(multiple, h - h % multiple), max(multiple, w - w % multiple)
-    if (nh, nw) == (h, w) or nh > h or nw > w:
-        return rgb
-    y, x = (h - nh) // 2, (w - nw) // 2
-    return rgb[y : y + nh, x : x + nw]
 
 
 def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:

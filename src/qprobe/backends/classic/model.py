@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from qprobe.backends.classic.core import five_crop_origins
 from qprobe.backends.classic.mobilenet import MobileNetV2, normalize
 
 
@@ -80,14 +81,6 @@ class NetConfig:
 
 
 AUX_BACKBONES = ("efficientnet_lite0",)
-
-
-def five_crop_origins(h: int, w: int, size: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """Crop side (clamped to the map) and the origins of the four corner crops and the centre one."""
-    ch, cw = min(size, h), min(size, w)
-    ys = [0, 0, h - ch, h - ch, (h - ch) // 2]
-    xs = [0, w - cw, 0, w - cw, (w - cw) // 2]
-    return ch, cw, list(zip(ys, xs))
 
 
 def five_crops(feat: torch.Tensor, size: int) -> list[torch.Tensor]:

@@ -21,7 +21,9 @@ graph runs ≈ 2x faster and a whole 4K assessment ≈ 1.3-1.4x
 graphs are cached on disk (``$QPROBE_CACHE`` or ``~/.cache/qprobe``), keyed
 by a hash of the network's weights and the torch / ONNX Runtime versions,
 so only the first load of a weight file pays the export (≈ 2 s); a cache
-that cannot be written only costs that time again.
+that cannot be written only costs that time again. The first load also
+writes the weight file's bundle (:mod:`qprobe.backends.classic.core`), so
+later processes run these graphs without importing torch.
 
 Light to import (torch, onnx and onnxruntime are imported where used);
 needs ``onnxruntime`` and ``onnx`` (the ``classic`` extra). :func:`available`
@@ -160,12 +162,15 @@ def export_graphs(net: ClassicNet, names: tuple[str, ...] = GRAPHS) -> dict[str,
     return out
 
 
-def cached_graphs(net: ClassicNet, directory: Path | None = None, refresh: bool = False) -> dict[str, bytes]:
+def cached_graphs(
+    net: ClassicNet, directory: Path | None = None, refresh: bool = False, folder: Path | None = None
+) -> dict[str, bytes]:
     """The graphs of ``net`` from the disk cache, exported (and cached when possible) on a miss.
 
     ``refresh``: export and overwrite even when cached (a cached file that failed to load).
+    ``folder``: the cache folder of ``net`` when already known (``directory / weights_key(net)``).
     """
-    folder = (directory or cache_dir()) / weights_key(net)
+    folder = folder or (directory or cache_dir()) / weights_key(net)
     paths = {g: folder / f"{g}.onnx" for g in runtime_graphs(net)}
     if not refresh and all(p.is_file() for p in paths.values()):
         try:
@@ -203,15 +208,30 @@ class OnnxEngine:
         graphs = runtime_graphs(net) if graphs is None else tuple(graphs)
 
         use_cache = cache and graphs == runtime_graphs(net)
-        models = cached_graphs(net, directory) if use_cache else export_graphs(net, tuple(graphs))
-        self.threads = max(0, int(threads))
+        # where the graphs are cached (None: exported in memory only)
+        self.folder = (directory or cache_dir()) / weights_key(net) if use_cache else None
+        models = cached_graphs(net, folder=self.folder) if use_cache else export_graphs(net, tuple(graphs))
+        self.graphs = graphs
         try:
-            self._sessions = self._open(models, graphs, self.threads)
+            self._start(models, graphs, threads)
         except Exception:  # ORT raises its own types; a damaged cache file is re-exported once
             if not use_cache:
                 raise
-            models = cached_graphs(net, directory, refresh=True)
-            self._sessions = self._open(models, graphs, self.threads)
+            models = cached_graphs(net, refresh=True, folder=self.folder)
+            self._start(models, graphs, threads)
+
+    @classmethod
+    def from_models(cls, models: dict[str, bytes], threads: int = 0) -> OnnxEngine:
+        """An engine on already exported graphs (a bundle: no torch, no network object)."""
+        engine = cls.__new__(cls)
+        engine.folder = None
+        engine.graphs = tuple(models)
+        engine._start(models, engine.graphs, threads)
+        return engine
+
+    def _start(self, models: dict[str, bytes], graphs: tuple[str, ...], threads: int) -> None:
+        self.threads = max(0, int(threads))
+        self._sessions = self._open(models, graphs, self.threads)
         # the crop graph once more on one thread, for callers that run several crops at once
         # (ClassicModel.defect_maps_async): the same kernels, the same numbers, no per-operator handoff
         self._single = self._open(models, ("crop",), 1)["crop"] if "crop" in graphs and self.threads != 1 else None
