@@ -384,10 +384,9 @@ def bundle_path(weights: Path, directory: Path | None = None) -> Path:
     return (directory or cache_dir()) / f"bundle-{key}.json"
 
 
-def read_bundle(weights: Path, directory: Path | None = None) -> Bundle | None:
-    """The bundle of ``weights``, or ``None`` when there is none or any part of it cannot be read."""
+def read_bundle(path: Path) -> Bundle | None:
+    """The bundle described at ``path`` (:func:`bundle_path`), or ``None`` when any part of it cannot be read."""
     try:
-        path = bundle_path(weights, directory)
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != BUNDLE_FORMAT:
             return None
@@ -406,22 +405,24 @@ def read_bundle(weights: Path, directory: Path | None = None) -> Bundle | None:
 
 
 def write_bundle(
-    weights: Path,
+    path: Path,
     model: ClassicCore,
     graphs_dir: Path,
     graphs: tuple[str, ...],
     scan: dict[str, Any],
     detector: dict[str, Any],
 ) -> None:
-    """Describe ``model``'s cached graphs (``graphs`` in ``graphs_dir``) and settings for :func:`read_bundle`.
+    """Describe ``model``'s cached graphs (``graphs`` in ``graphs_dir``) and settings at ``path``.
 
     Best effort, as the graph cache itself: a cache that cannot be written
-    only costs the torch import next time.
+    only costs the torch import next time. The bundle names the graphs'
+    folder relative to its own, so both must be in the same cache.
     """
     from qprobe._fs import atomic_write_text
 
     try:
-        path = bundle_path(weights, graphs_dir.parent)
+        if path.parent.resolve() != graphs_dir.parent.resolve():
+            return
         if not all((graphs_dir / f"{g}.onnx").is_file() for g in graphs):
             return  # the graph cache could not be written: nothing to point at
         data = {
@@ -461,8 +462,13 @@ def load_model(path: str | Path | None = None, *, engine: str = "auto", threads:
     from qprobe.backends.classic.weights import default_weights_path
 
     weights = Path(path) if path is not None else default_weights_path()
+    target: Path | None = None  # where this weight file's bundle is described (hashed once per load)
     if onnx_engine.resolve_engine(engine) == "onnx" and weights.is_file():
-        bundle = read_bundle(weights)
+        try:
+            target = bundle_path(weights)
+        except OSError:  # unreadable: the torch loader says why
+            target = None
+        bundle = read_bundle(target) if target is not None else None
         if bundle is not None:
             try:
                 return ClassicCore.from_bundle(bundle, threads=threads, **kw)
@@ -470,7 +476,7 @@ def load_model(path: str | Path | None = None, *, engine: str = "auto", threads:
                 pass
     from qprobe.backends.classic.runtime import ClassicModel
 
-    return ClassicModel.load(weights, engine=engine, threads=threads, bundle=True, **kw)
+    return ClassicModel.load(weights, engine=engine, threads=threads, bundle=target, **kw)
 
 
 def _after_fork() -> None:

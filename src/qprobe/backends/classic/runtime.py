@@ -105,20 +105,16 @@ class ClassicModel(ClassicCore):
                 self.engine = "torch"
 
     @classmethod
-    def load(cls, path: str | Path | None = None, bundle: bool = False, **kw: object) -> ClassicModel:
+    def load(cls, path: str | Path | None = None, bundle: Path | None = None, **kw: object) -> ClassicModel:
         """The model of a weight file (default: the shipped one).
 
-        ``bundle``: also describe its cached graphs for torch-free loading next time
-        (:func:`~qprobe.backends.classic.core.load_model`).
+        ``bundle``: where to describe its cached graphs for torch-free loading next time
+        (:func:`~qprobe.backends.classic.core.bundle_path`, :func:`~qprobe.backends.classic.core.load_model`).
         """
-        from qprobe.backends.classic.weights import default_weights_path
-
         weights = load_weights(path)
         model = cls(weights, **kw)  # type: ignore[arg-type]
-        folder = model._onnx.folder if model._onnx is not None else None
-        if bundle and folder is not None:
-            write_bundle(Path(path) if path is not None else default_weights_path(), model, folder,
-                         model._onnx.graphs, weights.scan, weights.detector)
+        if bundle is not None and model._onnx is not None and model._onnx.folder is not None:
+            write_bundle(bundle, model, model._onnx.folder, model._onnx.graphs, weights.scan, weights.detector)
         return model
 
     # -- torch eager where there is no ONNX Runtime engine --------------------------------
