@@ -298,3 +298,48 @@ def test_a_bundle_scores_without_torch_and_exactly_as_the_torch_built_model(tmp_
     bundle_path(weights).write_text("{not json")
     assert type(load_model(weights, threads=2)) is ClassicModel
     assert type(load_model(weights, threads=2)) is ClassicCore
+
+
+def test_a_head_with_its_own_tap_block_is_the_frozen_tap_until_trained_and_exports_exactly(texture_image) -> None:
+    """``defect_adapt``: the head's copies of the tap's last blocks; the quality stem keeps the frozen ones."""
+    import copy
+
+    import torch
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.mobilenet import fuse_batchnorm
+
+    torch.manual_seed(0)
+    plain = ClassicNet(NetConfig(split=14, classes=["clean", "blur", "noise"])).eval()
+    for p in plain.defect.parameters():
+        p.data.normal_(0, 0.2)
+    adapted = ClassicNet(NetConfig(split=14, classes=["clean", "blur", "noise"], defect_adapt=1)).eval()
+    adapted.load_state_dict(plain.state_dict(), strict=False)
+    assert adapted.frozen_tap == 6 and len(adapted.defect_adapt) == 1
+    adapted.defect_adapt[0].load_state_dict(adapted.features[6].state_dict())
+    x = torch.from_numpy(np.ascontiguousarray(texture_image[:200, :264])).permute(2, 0, 1).unsqueeze(0)
+    with torch.no_grad():
+        assert adapted.tap(x).shape[1] == 32  # block 5's output: what the training crops cache
+        same = adapted.defect_logits(adapted.tap(x))
+        assert float((same - plain.defect_logits(plain.tap(x))).abs().max()) <= 1e-5
+        stem = plain.stem(x)
+        for p in adapted.defect_adapt.parameters():  # "trained": the head's block drifts from ImageNet
+            p.data.add_(torch.randn_like(p) * 0.05)
+        assert float((adapted.stem(x) - stem).abs().max()) == 0.0  # the stem never reads the head's copy
+        moved = adapted.defect_logits(adapted.tap(x))
+        assert float((moved - same).abs().max()) > 1e-3
+    net = copy.deepcopy(adapted)
+    fuse_batchnorm(net.features)
+    fuse_batchnorm(net.defect_adapt)
+    eng = onnx_engine.OnnxEngine(net, threads=1, graphs=("crop", "stem"), cache=False)
+    for crop in (texture_image[:333, :517], texture_image[5:69, 7:91]):
+        xc = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0)
+        with torch.no_grad():
+            ref = adapted.defect_logits(adapted.tap(xc)).numpy()
+            ref_stem = plain.stem(xc).numpy()
+        got = eng.crop_logits(xc.numpy())
+        assert float(np.abs(got - ref).max()) <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+        got_stem = eng.stem(xc.numpy())
+        assert float(np.abs(got_stem - ref_stem).max()) <= 1e-4 * max(1.0, float(np.abs(ref_stem).max()))
+    with pytest.raises(ValueError, match="defect_adapt"):
+        ClassicNet(NetConfig(classes=["clean"], defect_adapt=7))

@@ -372,3 +372,88 @@ def test_a_head_with_a_local_surround_travels_through_import_and_the_runtime(tmp
     model = ClassicModel.load(path, engine="torch")
     maps = model.defect_maps(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
     assert maps.shape == (len(classes) + 1, 6, 8)
+
+
+def test_a_head_with_its_own_tap_block_trains_it_and_travels_through_import_and_the_runtime(tmp_path: Path) -> None:
+    """``defect_adapt``: training moves the head's block copy (not the frozen trunk, not its BN statistics);
+    the weight file, ``--detector-from`` and the assemble stage's network agree."""
+    from _helpers_classic import make_random_weights
+
+    from qprobe.backends.classic.runtime import ClassicModel
+    from qprobe.bench.degradations import list_degradations
+    from qprobe.train_classic.detector import CropSample, DetectorTrainConfig, train_head
+    from qprobe.train_classic.run import TrainClassicConfig, import_detector, initial_net
+
+    classes = ["clean", *list_degradations()]
+    net = initial_net(TrainClassicConfig(aux=""), classes, 0, 1)
+    assert net.config.defect_adapt == 1
+    for dst, src in zip(net.defect_adapt.state_dict().values(), net.features[6].state_dict().values(), strict=True):
+        assert torch.equal(dst, src)  # the head's copy starts from ImageNet
+    trunk = {k: v.clone() for k, v in net.features.state_dict().items()}
+    adapt = {k: v.clone() for k, v in net.defect_adapt.state_dict().items()}
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(6):
+        labels = np.zeros((4, 4), np.int64)
+        labels[1:3, 1:3] = i % len(classes)
+        stem = torch.from_numpy(rng.normal(0, 1, (1, 32, 8, 8)).astype(np.float16))
+        samples.append(CropSample(stem, labels, np.full((4, 4), 3.0, np.float32), i % len(classes) == 0, "degraded"))
+    train_head(net, samples, DetectorTrainConfig(adapt=1, epochs=2, batch_size=3), log=lambda line: None)
+    after = net.defect_adapt.state_dict()
+    moved = [k for k in adapt if "running" not in k and "num_batches" not in k and not torch.equal(adapt[k], after[k])]
+    assert moved and all(torch.equal(adapt[k], after[k]) for k in adapt if "running" in k)
+    assert all(torch.equal(v, net.features.state_dict()[k]) for k, v in trunk.items())
+
+    path = make_random_weights(tmp_path / "src.pt", classes=tuple(classes), defect_adapt=1, split=14)
+    out = tmp_path / "run"
+    out.mkdir()
+    import_detector(path, out, classes, log=lambda line: None)
+    det = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
+    assert det["defect_adapt"] == 1 and det["defect_adapt_state"]
+    from qprobe.backends.classic.weights import load_weights
+
+    assembled = initial_net(TrainClassicConfig(aux=""), classes, 0, det["defect_adapt"])
+    assembled.load_state_dict({k: v.float() for k, v in load_weights(path).state_dict.items()}, strict=False)
+    assembled.defect_adapt.load_state_dict(det["defect_adapt_state"])
+    x = torch.from_numpy(rng.integers(0, 255, (1, 3, 96, 128), dtype=np.uint8))
+    model = ClassicModel.load(path, engine="torch")
+    with torch.no_grad():
+        assembled.defect.load_state_dict(det["defect"])
+        ref = assembled.eval().defect_logits(assembled.tap(x)).numpy()[0]
+    got = model.defect_maps(x[0].permute(1, 2, 0).numpy())
+    assert got.shape == (len(classes) + 1, 6, 8)
+    assert np.abs(got - ref).max() <= 1e-3 * max(1.0, float(np.abs(ref).max()))  # fused batch norm only
+
+
+def test_choose_threshold_goes_above_0999_to_meet_the_false_alarm_target() -> None:
+    """A head that fires on clean crops even at 0.999 gets a finer threshold that meets the target, not the
+    fallback "fewest false detections" point above it."""
+    from types import SimpleNamespace
+
+    from qprobe.train_classic.detector import THRESHOLDS, CropSample, choose_threshold
+
+    classes = ["clean", "gaussian_blur"]
+
+    def logits(p_defect: float) -> torch.Tensor:  # 1 x (classes + severity) x 8 x 8, one confident 4 x 4 blob
+        out = torch.zeros(1, 3, 8, 8)
+        logit = float(np.log(p_defect / (1.0 - p_defect)))
+        out[0, 1, 2:6, 2:6] = logit
+        return out
+
+    class Head:
+        config = SimpleNamespace(classes=classes)
+
+        def defect_logits(self, stem: torch.Tensor) -> torch.Tensor:
+            return logits(float(stem.flatten()[0]))
+
+    def sample(p: float, negative: bool) -> CropSample:
+        labels = np.zeros((8, 8), np.int64)
+        if not negative:
+            labels[2:6, 2:6] = 1
+        return CropSample(torch.full((1, 1, 2, 2), p, dtype=torch.float64), labels, np.full((8, 8), 3.0), negative, "x")
+
+    # negatives peak at 0.9993 (above 0.999, below 0.9995); positives at 0.99995
+    samples = [sample(0.9993, True) for _ in range(10)] + [sample(0.99995, False) for _ in range(10)]
+    threshold, min_cells, stats = choose_threshold(Head(), samples, 0.01)  # type: ignore[arg-type]
+    assert threshold > 0.999 and threshold in THRESHOLDS
+    assert stats["fp_per_negative_crop"] == 0.0 and stats["positive_crop_hit_rate"] == 1.0

@@ -35,6 +35,10 @@ def register(train_app: typer.Typer) -> None:
         head_surround: Optional[int] = typer.Option(
             None, "--head-surround", help="Defect head also sees each cell minus its k x k surround (odd k; 0: off, default)."
         ),
+        head_adapt: Optional[int] = typer.Option(
+            None, "--head-adapt",
+            help="Fine-tune the defect head's own copies of the tap's last k blocks with it (0: frozen tap, default).",
+        ),
         bench_min_visible: Optional[float] = typer.Option(
             None, "--bench-min-visible",
             help="The training benchmark's min_visible (0, default: as the shipped weights; 1: only visible labels).",
@@ -96,6 +100,8 @@ def register(train_app: typer.Typer) -> None:
                 cfg.detector.variants = variants
             if head_surround is not None:
                 cfg.detector.surround = head_surround
+            if head_adapt is not None:
+                cfg.detector.adapt = head_adapt
             if bench_min_visible is not None:
                 cfg.detector.bench_min_visible = bench_min_visible
             if head_crops is not None:

@@ -130,11 +130,13 @@ def imagenet_state_dict(path: str = "") -> dict[str, torch.Tensor]:
     return sd
 
 
-def initial_net(cfg: TrainClassicConfig, classes: list[str], defect_surround: int | None = None) -> ClassicNet:
+def initial_net(
+    cfg: TrainClassicConfig, classes: list[str], defect_surround: int | None = None, defect_adapt: int | None = None
+) -> ClassicNet:
     """The network before training: ImageNet trunk(s), fresh heads.
 
-    ``defect_surround``: the defect head's input (``NetConfig.defect_surround``);
-    ``None`` takes the detector config's ``surround``.
+    ``defect_surround`` / ``defect_adapt``: the defect head's input and its own tap blocks
+    (``NetConfig``); ``None`` takes the detector config's ``surround`` / ``adapt``.
     """
     if not 7 <= cfg.split <= 18:
         raise ValueError(f"split must be in 7..18 (the defect head taps the frozen block 7), got {cfg.split}")
@@ -148,10 +150,13 @@ def initial_net(cfg: TrainClassicConfig, classes: list[str], defect_surround: in
             members=cfg.regressor.members,
             aux=cfg.aux,
             defect_surround=cfg.detector.surround if defect_surround is None else int(defect_surround),
+            defect_adapt=cfg.detector.adapt if defect_adapt is None else int(defect_adapt),
         )
     )
     sd = imagenet_state_dict(cfg.imagenet)
     net.features.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
+    for dst, src in zip(net.defect_adapt, net.features[net.frozen_tap : net.config.defect_tap], strict=True):
+        dst.load_state_dict(src.state_dict())  # the head's own tap blocks start from ImageNet
     if net.aux is not None:
         from qprobe.backends.classic import efficientnet
 
@@ -326,6 +331,8 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
     torch.save(
         {
             "defect": {k: v.detach().clone() for k, v in net.defect.state_dict().items()},
+            "defect_adapt_state": {k: v.detach().clone() for k, v in net.defect_adapt.state_dict().items()},
+            "defect_adapt": int(net.config.defect_adapt),
             "scan": scan,
             "detector": {"threshold": threshold, "min_cells": min_cells, "merge_iou": 0.2},
             "classes": list(net.config.classes),
@@ -341,9 +348,10 @@ def stage_detector(cfg: TrainClassicConfig, net: ClassicNet, out: Path, log: Any
 def import_detector(weights_path: str | Path, out: Path, classes: list[str], log: Any = print) -> None:
     """Write ``out/detector.pt`` (and ``detector.json``) from an existing classic weight file.
 
-    The defect head reads only frozen ImageNet blocks (``defect_tap <= split``),
-    so it is independent of the regressor and may be paired with any
-    regressor trained from the same ImageNet initialisation.
+    The defect head reads only frozen ImageNet blocks (``defect_tap <= split``)
+    and its own block copies (``defect_adapt``), so it is independent of the
+    regressor and may be paired with any regressor trained from the same
+    ImageNet initialisation.
     """
     from qprobe._fs import atomic_write_json
     from qprobe.backends.classic.weights import load_weights
@@ -352,11 +360,13 @@ def import_detector(weights_path: str | Path, out: Path, classes: list[str], log
     if list(w.net_config.get("classes", [])) != list(classes):
         raise ValueError(f"{weights_path} was trained with other defect classes than this benchmark's")
     head = {k[len("defect.") :]: v for k, v in w.state_dict.items() if k.startswith("defect.")}
+    adapt = {k[len("defect_adapt.") :]: v for k, v in w.state_dict.items() if k.startswith("defect_adapt.")}
     if not head or not w.scan or not w.detector:
         raise ValueError(f"{weights_path} holds no trained detector")
     torch.save(
         {"defect": head, "scan": dict(w.scan), "detector": dict(w.detector), "classes": list(classes),
-         "defect_surround": int(w.net_config.get("defect_surround", 0))},
+         "defect_surround": int(w.net_config.get("defect_surround", 0)),
+         "defect_adapt": int(w.net_config.get("defect_adapt", 0)), "defect_adapt_state": adapt},
         out / "detector.pt",
     )
     record = dict(w.meta.get("detector") or {})
@@ -409,11 +419,12 @@ def stage_assemble(cfg: TrainClassicConfig, classes: list[str], out: Path, log: 
             raise FileNotFoundError(f"{out / name} is missing: run the {name.split('.')[0]} stage first")
     det_state = torch.load(out / "detector.pt", map_location="cpu", weights_only=True)
     # the head's input follows the detector that was trained (or imported), not this run's config
-    net = initial_net(cfg, classes, int(det_state.get("defect_surround", 0)))
+    net = initial_net(cfg, classes, int(det_state.get("defect_surround", 0)), int(det_state.get("defect_adapt", 0)))
     if list(det_state["classes"]) != list(net.config.classes):
         raise ValueError("the detector was trained with other defect classes; re-run the detector stage")
     net.load_state_dict(torch.load(out / "regressor.pt", map_location="cpu", weights_only=True), strict=False)
     net.defect.load_state_dict(det_state["defect"])
+    net.defect_adapt.load_state_dict(det_state.get("defect_adapt_state", {}))
     record: dict[str, Any] = {"config": dataclasses.asdict(cfg), "classes": list(net.config.classes)}
     for name in ("regressor.json", "detector.json"):
         if (out / name).is_file():

@@ -196,13 +196,13 @@ class CropMaker:
 
     @torch.no_grad()
     def tap(self, rgb: np.ndarray) -> torch.Tensor:
-        """The frozen tap of one crop (fp16, 1 x C x h x w)."""
+        """The frozen tap of one crop (fp16, 1 x C x h x w): ``ClassicNet.tap``, the head's cached input."""
         if self._onnx is not None:
             return torch.from_numpy(self._onnx.tap(to_batch(rgb).numpy())).half()
         if self._tap is None:
             from qprobe.backends.classic.mobilenet import fuse_batchnorm
 
-            tap = copy.deepcopy(self.net.features[: self.net.config.defect_tap]).eval()
+            tap = copy.deepcopy(self.net.features[: self.net.frozen_tap]).eval()
             self._tap = fuse_batchnorm(tap).to(memory_format=torch.channels_last)
         x = normalize(to_batch(rgb)).contiguous(memory_format=torch.channels_last)
         return self._tap(x).contiguous().half()

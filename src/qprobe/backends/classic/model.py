@@ -14,6 +14,10 @@
   inside sharp texture differs from its surroundings, a depth-of-field
   background does not), reduced to stride 16 → logits over
   ``config.classes`` (index 0 = clean) and a severity regression (1–5).
+  ``defect_adapt = k`` gives the head its own copies of the tap's last ``k``
+  blocks, fine-tuned with it (the quality stem keeps reading the frozen
+  ImageNet blocks); off by default: measured at stop 24, k = 1 found no
+  more than the frozen tap (docs/classic-experiments.md).
 
 The trunk's first ``split`` blocks are frozen at their ImageNet values
 during training (BN statistics kept), the later blocks are fine-tuned on
@@ -71,6 +75,13 @@ class NetConfig:
         default="",
         metadata={"help": "A second quality backbone averaged with the tops: '' (none) or 'efficientnet_lite0'."},
     )
+    defect_adapt: int = field(
+        default=0,
+        metadata={
+            "help": "The defect head's own fine-tuned copies of the tap's last k blocks (0: the head reads the frozen "
+            "tap); the quality stem keeps the frozen ImageNet blocks either way."
+        },
+    )
     defect_surround: int = field(
         default=0,
         metadata={
@@ -120,6 +131,11 @@ class ClassicNet(nn.Module):
             nn.Sequential(*(copy.deepcopy(b) for b in self.features[self.config.split :])) for _ in range(n_extra)
         )
         self.extra_quality = nn.ModuleList(copy.deepcopy(self.quality) for _ in range(n_extra))
+        k_adapt = int(self.config.defect_adapt)
+        if not 0 <= k_adapt < self.config.defect_tap:
+            raise ValueError(f"defect_adapt must be in 0..{self.config.defect_tap - 1}, got {k_adapt}")
+        # the head's fine-tuned copies of blocks [defect_tap - k, defect_tap) (empty: it reads the frozen tap)
+        self.defect_adapt = nn.Sequential(*(copy.deepcopy(b) for b in self.features[self.frozen_tap : self.config.defect_tap]))
         self.aux: nn.Module | None = None
         if self.config.aux:
             if self.config.aux not in AUX_BACKBONES:
@@ -132,6 +148,11 @@ class ClassicNet(nn.Module):
         block = self.features[self.config.defect_tap - 1]
         return int(getattr(block, "out_channels", 32))
 
+    @property
+    def frozen_tap(self) -> int:
+        """Blocks [0, frozen_tap) are what :meth:`tap` returns: the frozen part the defect head and stem share."""
+        return int(self.config.defect_tap) - int(self.config.defect_adapt)
+
     # -- pieces ---------------------------------------------------------------
     def use_channels_last(self) -> "ClassicNet":
         """NHWC memory layout: ~1.3-1.5x faster depthwise convolutions on CPU (inference)."""
@@ -139,15 +160,19 @@ class ClassicNet(nn.Module):
         return self.to(memory_format=torch.channels_last)  # type: ignore[return-value]
 
     def tap(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """Blocks [0, defect_tap): uint8 N x 3 x H x W → the defect head's input (stride 16)."""
+        """Frozen blocks [0, frozen_tap): uint8 N x 3 x H x W → the defect head's input (stride 8).
+
+        With ``defect_adapt`` = 0 this is the output of blocks [0, defect_tap); otherwise the head's
+        own copies of the remaining tap blocks run inside :meth:`defect_logits`.
+        """
         x = normalize(x_uint8)
         if getattr(self, "_channels_last", False):
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.features[: self.config.defect_tap](x)
+        return self.features[: self.frozen_tap](x)
 
     def stem_from_tap(self, tap: torch.Tensor) -> torch.Tensor:
-        """Frozen blocks [defect_tap, split) on top of the tap."""
-        return self.features[self.config.defect_tap : self.config.split](tap)
+        """Frozen blocks [frozen_tap, split) on top of the tap."""
+        return self.features[self.frozen_tap : self.config.split](tap)
 
     def stem(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """The frozen stem: blocks [0, split)."""
@@ -210,7 +235,8 @@ class ClassicNet(nn.Module):
         return (int(tap_hw[0]) + 1) // 2, (int(tap_hw[1]) + 1) // 2
 
     def defect_logits(self, tap: torch.Tensor) -> torch.Tensor:
-        """N x (n_classes + 1) x h x w: class logits, then the severity channel."""
+        """N x (n_classes + 1) x h x w: class logits, then the severity channel (from :meth:`tap`'s output)."""
+        tap = self.defect_adapt(tap)
         ctx = tap - tap.mean(dim=(2, 3), keepdim=True)
         k = int(self.config.defect_surround)
         if k <= 0:

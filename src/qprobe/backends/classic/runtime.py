@@ -70,6 +70,7 @@ class ClassicModel(ClassicCore):
         self.net.eval()
         fuse_batchnorm(self.net.features)
         fuse_batchnorm(self.net.extra_tops)
+        fuse_batchnorm(self.net.defect_adapt)
         self.net.use_channels_last()
         info = NetInfo(
             classes=tuple(cfg.classes),
