@@ -16,8 +16,9 @@
   ``config.classes`` (index 0 = clean) and a severity regression (1–5).
   ``defect_adapt = k`` gives the head its own copies of the tap's last ``k``
   blocks, fine-tuned with it (the quality stem keeps reading the frozen
-  ImageNet blocks); off by default: measured at stop 24, k = 1 found no
-  more than the frozen tap (docs/classic-experiments.md).
+  ImageNet blocks); off by default: at stop 24, k = 1 found more than the
+  frozen tap on the same crops but fired on clean texture, and no more than
+  the shipped head (docs/classic-experiments.md).
 
 The trunk's first ``split`` blocks are frozen at their ImageNet values
 during training (BN statistics kept), the later blocks are fine-tuned on
