@@ -74,8 +74,7 @@ def main() -> None:
         net = ClassicNet(cfg)
         net.load_state_dict({k: v.float() for k, v in shipped.state_dict.items()}, strict=False)
         net.defect.load_state_dict(fresh.defect.state_dict())
-        for dst, src in zip(net.defect_adapt, net.features[net.frozen_tap : cfg.defect_tap], strict=True):
-            dst.load_state_dict(src.state_dict())
+        net.reset_defect_adapt()
         return net.eval()
 
     crops_file = args.out / "crops.pt"

@@ -155,8 +155,7 @@ def initial_net(
     )
     sd = imagenet_state_dict(cfg.imagenet)
     net.features.load_state_dict({k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")})
-    for dst, src in zip(net.defect_adapt, net.features[net.frozen_tap : net.config.defect_tap], strict=True):
-        dst.load_state_dict(src.state_dict())  # the head's own tap blocks start from ImageNet
+    net.reset_defect_adapt()  # the head's own tap blocks start from ImageNet
     if net.aux is not None:
         from qprobe.backends.classic import efficientnet
 

@@ -154,6 +154,11 @@ class ClassicNet(nn.Module):
         """Blocks [0, frozen_tap) are what :meth:`tap` returns: the frozen part the defect head and stem share."""
         return int(self.config.defect_tap) - int(self.config.defect_adapt)
 
+    def reset_defect_adapt(self) -> None:
+        """Start the head's own tap blocks (``defect_adapt``) from the frozen blocks they copy."""
+        for dst, src in zip(self.defect_adapt, self.features[self.frozen_tap : self.config.defect_tap], strict=True):
+            dst.load_state_dict(src.state_dict())
+
     # -- pieces ---------------------------------------------------------------
     def use_channels_last(self) -> "ClassicNet":
         """NHWC memory layout: ~1.3-1.5x faster depthwise convolutions on CPU (inference)."""
