@@ -7,10 +7,12 @@
 #               (stop 15: qprobe train classic --stage calibrate) and diagnosis; never used for training
 #   extra       two photographs and six digital illustrations, the out-of-distribution check (stop 15)
 #   renders     eight computer-generated wallpapers (GNOME, Debian themes), a second such check (stop 16)
-#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation|extra|renders]
+#   fresh       seven more photographs, in none of the other sets and never looked at before stop 25:
+#               smoother, sparser scenes than the held-out eight (sky, a dusk lake, still lifes)
+#   bash scripts/heldout_photos.sh OUT_DIR [heldout|validation|extra|renders|fresh]
 # then: qprobe bench build --photos OUT_DIR --out bench_heldout --variants 5
 set -euo pipefail
-out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation|extra|renders]}"
+out="${1:?usage: heldout_photos.sh OUT_DIR [heldout|validation|extra|renders|fresh]}"
 set_name="${2:-heldout}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -59,12 +61,22 @@ desktop-base/homeworld-theme/plymouth/plymouth_background_homeworld.png y_homewo
 desktop-base/softwaves-theme/plymouth/plymouth_background_waves.png y_softwaves-theme_plymouth_plymouth_background_waves.png
 desktop-base/spacefun-theme/plymouth/background.png y_spacefun-theme_plymouth_background.png
 '
+fresh='
+wallpapers/Kite/contents/images/2560x1600.jpg f_Kite.jpg
+wallpapers/summer_1am/contents/images/2560x1600.jpg f_summer_1am.jpg
+backgrounds/friends_by_Aitzol_Berasategi.jpg f_friends_by_Aitzol_Berasategi.jpg
+backgrounds/Picture_0B_by_freespace.jpg f_Picture_0B_by_freespace.jpg
+backgrounds/analogpattern_by_Peter_Nerlich.jpg f_analogpattern_by_Peter_Nerlich.jpg
+backgrounds/free_by_Peter_Nerlich.jpg f_free_by_Peter_Nerlich.jpg
+backgrounds/greentock_by_Peter_Nerlich.jpg f_greentock_by_Peter_Nerlich.jpg
+'
 case "$set_name" in
   heldout) list="$heldout" ;;
   validation) list="$validation" ;;
   extra) list="$extra" ;;
   renders) list="$renders" ;;
-  *) echo "unknown set: $set_name (heldout, validation, extra or renders)" >&2; exit 2 ;;
+  fresh) list="$fresh" ;;
+  *) echo "unknown set: $set_name (heldout, validation, extra, renders or fresh)" >&2; exit 2 ;;
 esac
 while read -r src name; do
   [ -n "$src" ] && cp -L "$share/$src" "$out/$name"

@@ -83,6 +83,14 @@ class ClassicConfig:
             "the whole budget, texture-rich windows once the scan's evidence runs out."
         },
     )
+    min_surround_detail: float = field(
+        default=1.0,
+        metadata={
+            "help": "Drop a blur, motion blur, smear or haze defect whose surroundings have less fine detail than "
+            "this (mean |Laplacian| of luma, grey levels): grain-free smooth content, e.g. rendered depth of "
+            "field, gives no reference to tell lost detail from; 0 keeps every one."
+        },
+    )
     planner: str = field(
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
@@ -117,8 +125,8 @@ class ClassicBackend(ProbingBackend):
 
         self.config = from_dict(ClassicConfig, overrides)
         cfg = self.config
-        if cfg.max_zooms < 0 or cfg.zoom_cap < 0 or cfg.zooms_per_mp < 0:
-            raise ValueError("max_zooms, zoom_cap and zooms_per_mp must be >= 0")
+        if cfg.max_zooms < 0 or cfg.zoom_cap < 0 or cfg.zooms_per_mp < 0 or cfg.min_surround_detail < 0:
+            raise ValueError("max_zooms, zoom_cap, zooms_per_mp and min_surround_detail must be >= 0")
         check_planner(cfg.planner)  # fail before any weights load
         check_engine(cfg.engine)
         super().__init__(
@@ -213,4 +221,5 @@ class ClassicBackend(ProbingBackend):
             planner=cfg.planner,
             context_factor=cfg.context_factor,
             confirmable_only=cfg.confirmable_only if confirmable_only is None else confirmable_only,
+            min_surround_detail=cfg.min_surround_detail,
         )

@@ -31,7 +31,10 @@ Per episode:
    most false alarms on high-contrast content. The kept defect's box then
    grows to the scan blobs it touches (the scan sees the whole region at
    native resolution, a crop may see only part of it), at most
-   ``MAX_GROWTH`` times its area.
+   ``MAX_GROWTH`` times its area. A blur, motion blur, smear or haze defect
+   is dropped where its surroundings hold no fine detail at all
+   (:mod:`~qprobe.backends.classic.surround`): nothing there tells a
+   region whose detail was lost from smooth, grain-free content.
 5. **Answer** — the global score discounted by the perceptual damage of the
    found defects (:mod:`~qprobe.backends.classic.fusion`), merged defects
    and short reasons.
@@ -52,6 +55,7 @@ from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
 from qprobe.backends.classic.proposals import Proposal, box_cells, plan_zooms
 from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
+from qprobe.backends.classic.surround import MIN_SURROUND_DETAIL, has_reference
 from qprobe.types import Box, Defect
 
 
@@ -73,11 +77,13 @@ class ClassicPolicy:
         planner: str = "windows",
         context_factor: float = 1.5,
         confirmable_only: bool = True,
+        min_surround_detail: float = MIN_SURROUND_DETAIL,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
         self.context_factor = context_factor
         self.confirmable_only = confirmable_only
+        self.min_surround_detail = min_surround_detail
         self.skipped = 0  # planned zooms not made: their crop could not confirm a defect
         self.plan: list[Proposal] = []
         self.scan: ScanMap | None = None
@@ -308,6 +314,7 @@ class ClassicPolicy:
         merge_iou = self.model.detector.merge_iou
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self.agrees(d.bbox)]
         defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
+        defects = [d for d in defects if has_reference(self.scan, d.type, d.bbox, self.min_surround_detail)]
         keep = keep_factor(defects, self.image_size)
         unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
         score = fuse(s_global, keep, self.model.fusion, unseen)
