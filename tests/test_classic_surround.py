@@ -90,6 +90,7 @@ def test_the_policy_drops_an_unreferenced_blur_and_keeps_the_rest() -> None:
         pol.add_crop(found)
         ans = pol.answer()
         assert sorted(d.type for d in ans.defects) == sorted(expect)
+        assert ans.extra["classic"]["no_surround_detail"] == 3 - len(expect)
 
 
 def test_backend_setting_defaults_to_the_module_minimum_and_refuses_negatives() -> None:

@@ -314,7 +314,8 @@ class ClassicPolicy:
         merge_iou = self.model.detector.merge_iou
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self.agrees(d.bbox)]
         defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
-        defects = [d for d in defects if has_reference(self.scan, d.type, d.bbox, self.min_surround_detail)]
+        referenced = [d for d in defects if has_reference(self.scan, d.type, d.bbox, self.min_surround_detail)]
+        unreferenced, defects = len(defects) - len(referenced), referenced
         keep = keep_factor(defects, self.image_size)
         unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
         score = fuse(s_global, keep, self.model.fusion, unseen)
@@ -330,6 +331,7 @@ class ClassicPolicy:
                 "s_global": round(s_global, 4),
                 "crops": self.crops,
                 "skipped_zooms": self.skipped,
+                "no_surround_detail": unreferenced,  # blur-type defects dropped: no detail around them
                 "keep": round(keep, 4),
                 "unseen": round(unseen, 4),
             }
