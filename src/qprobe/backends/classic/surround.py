@@ -61,12 +61,14 @@ def surround_detail(scan: ScanMap, box: Box) -> float:
     ``inf`` when the box leaves no block around it (it covers the whole image):
     no evidence against the defect.
     """
-    hf = np.exp(scan.features[..., _HF].astype(np.float64)) - EPS  # block means of |Laplacian|
     inner, outer = ring_slices(box, scan.cell, scan.shape)
-    n = hf[outer].size - hf[inner].size
+    # block means of |Laplacian| in the window only (box plus ring), not the whole map
+    window = np.exp(scan.features[outer + (_HF,)].astype(np.float64)) - EPS
+    ys, xs = (slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+    n = window.size - window[ys, xs].size
     if n <= 0:
         return math.inf
-    return float((hf[outer].sum() - hf[inner].sum()) / n)
+    return float((window.sum() - window[ys, xs].sum()) / n)
 
 
 def has_reference(scan: ScanMap | None, defect_type: str, box: Box, minimum: float = MIN_SURROUND_DETAIL) -> bool:
