@@ -14,7 +14,15 @@ Reports, on the images of a `qprobe bench build` output folder:
 * crop bias: mean |score with forced zooms into clean regions - score without|
   on the clean images (the forced boxes are random texture boxes);
 * the same SRCC for the global regressor alone (classic only) as a baseline
-  measured in the same run.
+  measured in the same run;
+* two SRCCs that tell the global term's share from the detector's:
+  ``srcc_within_photo``, the mean over photos of the SRCC among one photo's
+  copies (its clean, depth-of-field and degraded images: only the damage
+  differs, the content is the same), and ``srcc_oracle_defects`` (classic
+  only), the SRCC the backend's own fusion would reach with its own global
+  score had it found exactly the ground-truth defects (true box, type and
+  severity, confidence 1): the ceiling the global score's content term
+  leaves to any detector on these photos.
 
 The photos of the benchmark must not be among the photos the weights were
 trained on: the script checks the weights' training record when it can.
@@ -26,8 +34,11 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+
+from qprobe.types import Defect
 
 
 def main() -> None:
@@ -116,7 +127,7 @@ def evaluate_bench(
         raise SystemExit(f"these benchmark photos were used in training: {overlap}")
 
     rng = np.random.default_rng(0)
-    scores, mos, glob = [], [], []
+    scores, mos, glob, oracle, photo = [], [], [], [], []
     hits = n_gt = 0
     by_sev: dict[str, list[int]] = {}
     by_type: dict[str, list[int]] = {}
@@ -131,8 +142,12 @@ def evaluate_bench(
             continue
         scores.append(a.score)
         mos.append(r.mos)
+        photo.append(str(r.source_id or r.extra.get("source_file", r.path)))
         if "classic" in a.extra:
-            glob.append(a.extra["classic"]["s_global"])
+            extra = a.extra["classic"]
+            glob.append(extra["s_global"])
+            fusion = getattr(model, "fusion", None)
+            oracle.append(oracle_score(extra["s_global"], extra["unseen"], r.defects, a.image_size, fusion))
         kind = str(r.extra.get("kind", "degraded"))
         for gt in r.defects:
             n_gt += 1
@@ -173,9 +188,42 @@ def evaluate_bench(
     if seams is not None:
         for kind, counts in fp_off.items():
             result[f"fp_per_{kind}_image_off_seams"] = round(float(np.mean(counts)) if counts else float("nan"), 4)
+    result["srcc_within_photo"] = round(within_photo_srcc(s, m, photo), 4)
     if glob and len(glob) == len(scores):
         result["srcc_global_regressor_only"] = round(float(srcc(np.asarray(glob), m)), 4)
+        result["srcc_oracle_defects"] = round(float(srcc(np.asarray(oracle), m)), 4)
     return result
+
+
+def oracle_score(
+    s_global: float,
+    unseen: float,
+    defects: Sequence[Defect],
+    image_size: tuple[int, int],
+    fusion: Sequence[float] | None = None,
+) -> float:
+    """The classic fusion's score had the detector found exactly ``defects`` (confidence 1)."""
+    from qprobe.backends.classic.fusion import DEFAULT_WEIGHTS, fuse, keep_factor
+
+    found = [Defect(d.bbox, d.type, d.severity, 1.0) for d in defects]
+    return fuse(s_global, keep_factor(found, image_size), fusion or DEFAULT_WEIGHTS, unseen)
+
+
+def within_photo_srcc(scores: Sequence[float], mos: Sequence[float], photo: Sequence[str]) -> float:
+    """Mean SRCC among the images of each photo (photos with >= 3 images and MOS that differ); NaN if none."""
+    from qprobe.eval.metrics import srcc
+
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(photo):
+        groups.setdefault(p, []).append(i)
+    s, m = np.asarray(scores, dtype=np.float64), np.asarray(mos, dtype=np.float64)
+    per = []
+    for idx in groups.values():
+        if len(idx) < 3 or np.ptp(m[idx]) == 0:
+            continue
+        r = float(srcc(s[idx], m[idx]))
+        per.append(r if np.isfinite(r) else 0.0)  # constant scores rank nothing: no agreement
+    return float(np.mean(per)) if per else float("nan")
 
 
 if __name__ == "__main__":

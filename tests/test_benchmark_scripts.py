@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,34 @@ def test_oracle_zooms_are_squares_on_each_defect_at_least_a_zoom_wide() -> None:
     small, large = oz.oracle_boxes(row, 320.0)
     assert (small.width, small.height) == (320.0, 320.0) and small.center == (140.0, 220.0)
     assert (large.width, large.height) == (900.0, 900.0) and large.center == (450.0, 250.0)
+
+
+def test_within_photo_srcc_ranks_each_photos_copies_apart_from_its_content_level(ecb) -> None:
+    # two photos, each ranked perfectly among its own copies, but photo b scores 2 points lower throughout:
+    # pooled SRCC suffers from the offset, within-photo SRCC does not
+    mos = [4.6, 3.5, 2.5, 4.6, 3.8, 3.0]
+    scores = [4.0, 3.6, 3.0, 2.0, 1.8, 1.5]
+    photo = ["a", "a", "a", "b", "b", "b"]
+    assert ecb.within_photo_srcc(scores, mos, photo) == pytest.approx(1.0)
+    # one photo ranked backwards: the mean of +1 and -1
+    assert ecb.within_photo_srcc(scores[:3] + scores[3:][::-1], mos, photo) == pytest.approx(0.0)
+    # photos with fewer than three images, or one MOS for all, are left out
+    assert math.isnan(ecb.within_photo_srcc([1.0, 2.0, 3.0, 4.0], [4.6, 4.6, 4.6, 3.0], ["a", "a", "a", "b"]))
+    # constant scores on a photo whose MOS differ rank nothing: 0, not NaN
+    assert ecb.within_photo_srcc([3.0, 3.0, 3.0], [4.6, 3.0, 2.0], ["a"] * 3) == 0.0
+
+
+def test_oracle_score_is_the_fusion_of_the_true_defects_at_full_confidence(ecb) -> None:
+    from qprobe.backends.classic.fusion import fuse, keep_factor
+    from qprobe.types import Defect
+
+    size = (3840, 2160)
+    assert ecb.oracle_score(3.7, 0.98, [], size, (1.3,)) == 3.7  # nothing to find: the global score
+    gt = [Defect(Box(100, 100, 700, 500), "gaussian_blur", 4, 0.2), Defect(Box(2000, 900, 2400, 1300), "jpeg", 2)]
+    full = [Defect(d.bbox, d.type, d.severity, 1.0) for d in gt]
+    want = fuse(3.7, keep_factor(full, size), (1.3,), 0.98)
+    assert ecb.oracle_score(3.7, 0.98, gt, size, (1.3,)) == pytest.approx(want)
+    assert want < 3.7
+    # more damage, lower ceiling; an image the global view saw whole (unseen 0) keeps its global score
+    assert ecb.oracle_score(3.7, 0.98, gt + [Defect(Box(0, 1500, 900, 2160), "haze", 5)], size, (1.3,)) < want
+    assert ecb.oracle_score(3.7, 0.0, gt, size, (1.3,)) == pytest.approx(3.7)
