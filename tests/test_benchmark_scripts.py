@@ -6,6 +6,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qprobe.types import Box
@@ -84,3 +85,29 @@ def test_oracle_score_is_the_fusion_of_the_true_defects_at_full_confidence(ecb) 
     # more damage, lower ceiling; an image the global view saw whole (unseen 0) keeps its global score
     assert ecb.oracle_score(3.7, 0.98, gt + [Defect(Box(0, 1500, 900, 2160), "haze", 5)], size, (1.3,)) < want
     assert ecb.oracle_score(3.7, 0.0, gt, size, (1.3,)) == pytest.approx(3.7)
+
+
+def test_type_cut_replay_adds_only_the_chosen_types_found_at_the_lower_cut() -> None:
+    from types import SimpleNamespace
+
+    from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
+
+    rt = _script("replay_type_cuts")
+    classes = ["clean", "haze", "jpeg"]
+    logits = np.zeros((4, 8, 8), dtype=np.float32)  # clean, haze, jpeg, severity
+    logits[1, :3, :3] = 3.0  # p(defect) = 1 - 1 / (1 + e^3 + 1) ≈ 0.95: below 0.99, above 0.9
+    logits[2, 5:, 5:] = 3.0
+
+    def first(maps, box, lattice=None, confirm=None):
+        n = len(classes)
+        return detect(softmax(maps[:n], axis=0), 1.0 + 4.0 / (1.0 + np.exp(-maps[n])), classes, box, model.detector)
+
+    model = SimpleNamespace(classes=classes, detector=DetectorSettings(threshold=0.99, min_cells=4), detections_from_maps=first)
+    box = Box(0, 0, 128, 128)
+    assert first(logits, box) == []  # the shipped point finds nothing
+    found = rt.two_pass(model, ["haze"], 0.9, 4)(logits, box)
+    assert [(d.type, d.bbox.to_list(0)) for d in found] == [("haze", [0, 0, 48, 48])]
+    assert rt.two_pass(model, ["haze"], 0.9, 16)(logits, box) == []  # 9 cells < 16
+    assert rt.two_pass(model, ["haze"], 0.995, 4)(logits, box) == []  # a cut above the point adds nothing
+    both = rt.two_pass(model, ["haze", "jpeg"], 0.9, 4)(logits, box)
+    assert sorted(d.type for d in both) == ["haze", "jpeg"]
