@@ -126,6 +126,7 @@ def evaluate_bench(
     if overlap:
         raise SystemExit(f"these benchmark photos were used in training: {overlap}")
 
+    fusion = getattr(model, "fusion", None)  # the weights' fusion, for the oracle score
     rng = np.random.default_rng(0)
     scores, mos, glob, oracle, photo = [], [], [], [], []
     hits = n_gt = 0
@@ -146,7 +147,6 @@ def evaluate_bench(
         if "classic" in a.extra:
             extra = a.extra["classic"]
             glob.append(extra["s_global"])
-            fusion = getattr(model, "fusion", None)
             oracle.append(oracle_score(extra["s_global"], extra["unseen"], r.defects, a.image_size, fusion))
         kind = str(r.extra.get("kind", "degraded"))
         for gt in r.defects:
