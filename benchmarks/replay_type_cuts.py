@@ -25,23 +25,26 @@ import numpy as np
 
 
 def two_pass(model: Any, types: Sequence[str], cut: float, cells: int) -> Callable[..., list[Any]]:
-    """``model.detections_from_maps`` plus the components of ``types`` found at ``cut`` (at least ``cells`` cells)."""
-    from qprobe.backends.classic.detector import detect, softmax
+    """``model.detections_from_maps`` plus the components of ``types`` found at ``cut`` (at least ``cells`` cells).
 
+    The second pass is the model's own ``detections_from_maps`` at the lower point (same
+    probabilities, severity, banding check and ``confirm``), keeping only ``types``.
+    """
     first = model.detections_from_maps
     point = model.detector
+    low = replace(point, threshold=cut, min_cells=cells)
     wanted = set(types)
 
     def detections(maps: np.ndarray, box: Any, lattice: Any = None, confirm: Any = None) -> list[Any]:
         out = first(maps, box, lattice, confirm)
         if cut >= point.threshold:
             return out
-        n = len(model.classes)
-        probs = softmax(maps[:n], axis=0)
-        sev = 1.0 + 4.0 / (1.0 + np.exp(-maps[n]))
-        lat = maps[n + 1] if maps.shape[0] > n + 1 else lattice
-        low = replace(point, threshold=cut, min_cells=cells)
-        return out + [d for d in detect(probs, sev, model.classes, box, low, lat, confirm) if d.type in wanted]
+        model.detector = low
+        try:
+            extra = [d for d in first(maps, box, lattice, confirm) if d.type in wanted]
+        finally:
+            model.detector = point
+        return out + extra
 
     return detections
 
