@@ -1,4 +1,5 @@
-"""Helpers of the benchmark scripts: mosaic seams (eval_classic_bench.py), oracle zooms (eval_oracle_zooms.py)."""
+"""Helpers of the benchmark scripts: mosaic seams (eval_classic_bench.py), oracle zooms (eval_oracle_zooms.py),
+type cuts (replay_type_cuts.py), head ensembles (replay_head_ensemble.py)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,40 @@ def test_type_cut_replay_adds_only_the_chosen_types_found_at_the_lower_cut() -> 
     assert rt.two_pass(model, ["haze"], 0.995, 4)(logits, box) == []  # a cut above the point adds nothing
     both = rt.two_pass(model, ["haze", "jpeg"], 0.9, 4)(logits, box)
     assert sorted(d.type for d in both) == ["haze", "jpeg"]
+
+
+def test_head_ensemble_is_the_geometric_mean_of_the_heads_and_pairs_only_identical_zooms() -> None:
+    from qprobe.backends.classic.detector import softmax
+
+    he = _script("replay_head_ensemble")
+    n = 3  # clean, haze, jpeg; then severity, then the banding evidence
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 3, (n + 2, 4, 5)).astype(np.float32)
+    b = rng.normal(0, 3, (n + 2, 4, 5)).astype(np.float32)
+    # one head alone: its own probabilities and severity, extras kept
+    np.testing.assert_allclose(softmax(he.combine_maps([a], n)[:n], axis=0), softmax(a[:n], axis=0), rtol=1e-5, atol=1e-6)
+    both = he.combine_maps([a, b], n)
+    geo = np.sqrt(softmax(a[:n], axis=0) * softmax(b[:n], axis=0))
+    np.testing.assert_allclose(softmax(both[:n], axis=0), geo / geo.sum(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(both[n], (a[n] + b[n]) / 2, rtol=1e-5)
+    np.testing.assert_array_equal(both[n + 1], a[n + 1])  # the crop's own evidence, from the first map
+    # a head sure of "clean" pulls a cell the other calls certain damage below a 0.99 cut
+    sure = np.zeros((n + 1, 1, 1), dtype=np.float32)
+    sure[1] = 12.0  # p(haze) ≈ 1 - 1e-5
+    calm = np.zeros((n + 1, 1, 1), dtype=np.float32)
+    calm[0] = 6.0  # p(clean) ≈ 0.995
+    p_def = 1 - softmax(he.combine_maps([sure, calm], n)[:n], axis=0)[0, 0, 0]
+    assert 0.5 < p_def < 0.99
+    with pytest.raises(ValueError, match="differ in shape"):
+        he.combine_maps([a, b[:, :3]], n)
+
+    from qprobe.train_classic.calibrate import Episode
+
+    def episode(*boxes):
+        return Episode("clean", 4.6, [], [(a, box) for box in boxes], None, None, 3.0, 1.0, (128, 64))
+
+    one, two = Box(0, 0, 64, 64), Box(64, 0, 128, 64)
+    joint = he.ensemble_episodes([[episode(one, two)], [episode(one, two)]], n)
+    assert [box for _, box in joint[0].crops] == [one, two]
+    with pytest.raises(ValueError, match="zoomed differently"):
+        he.ensemble_episodes([[episode(one, two)], [episode(two, one)]], n)
