@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import pickle
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,23 +70,24 @@ def ensemble_episodes(recorded: Sequence[Sequence[Any]], n_classes: int) -> list
     return out
 
 
-def recorded_episodes(weights: str | None, bench: Path, cache: Path | None) -> list[Any]:
-    from qprobe.backends import create_backend
-    from qprobe.eval.datasets import load_dataset
-    from qprobe.train_classic.calibrate import record
+def _type_cuts():
+    """The sibling script ``replay_type_cuts.py`` (its ``episodes``: record once, keep in a cache)."""
+    spec = importlib.util.spec_from_file_location("replay_type_cuts", Path(__file__).with_name("replay_type_cuts.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
+
+def recorded_episodes(weights: str | None, benches: Sequence[Path], cache: Path | None) -> dict[str, list[Any]]:
+    """Each benchmark's recorded episodes under ``weights`` (default: the shipped file), cached per file."""
+    from qprobe.backends import create_backend
+
+    backend = create_backend("classic", **({"weights": weights} if weights else {}))  # loads only to record
     tag = hashlib.sha1(str(Path(weights).resolve() if weights else "shipped").encode()).hexdigest()[:10]
-    path = cache / tag / f"{bench.name}.pkl" if cache is not None else None
-    if path is not None and path.is_file():
-        with path.open("rb") as f:
-            return pickle.load(f)
-    backend = create_backend("classic", **({"weights": weights} if weights else {}))
-    eps = record(backend, load_dataset("qprobe-bench", bench))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as f:
-            pickle.dump(eps, f)
-    return eps
+    folder = cache / tag if cache is not None else None
+    record = _type_cuts().episodes
+    return {b.name: record(backend, b, folder) for b in benches}
 
 
 def main() -> None:
@@ -104,11 +105,9 @@ def main() -> None:
     model = create_backend("classic", **({"weights": args.weights} if args.weights else {})).model
     n = len(model.classes)
     files = [args.weights, *args.member]
-    single = {b.name: recorded_episodes(args.weights, b, args.cache) for b in args.bench}
-    joint = {
-        b.name: ensemble_episodes([single[b.name], *(recorded_episodes(w, b, args.cache) for w in args.member)], n)
-        for b in args.bench
-    }
+    single = recorded_episodes(args.weights, args.bench, args.cache)
+    members = [recorded_episodes(w, args.bench, args.cache) for w in args.member]
+    joint = {name: ensemble_episodes([eps, *(m[name] for m in members)], n) for name, eps in single.items()}
     point = model.detector
 
     def run(label: str, episodes: dict[str, list[Any]], base: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
