@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replay_type_cuts import episodes, replay_row  # noqa: E402 - the sibling script: record once, replay a row
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -70,15 +73,6 @@ def ensemble_episodes(recorded: Sequence[Sequence[Any]], n_classes: int) -> list
     return out
 
 
-def _type_cuts():
-    """The sibling script ``replay_type_cuts.py`` (its ``episodes``: record once, keep in a cache)."""
-    spec = importlib.util.spec_from_file_location("replay_type_cuts", Path(__file__).with_name("replay_type_cuts.py"))
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def recorded_episodes(weights: str | None, benches: Sequence[Path], cache: Path | None) -> dict[str, list[Any]]:
     """Each benchmark's recorded episodes under ``weights`` (default: the shipped file), cached per file."""
     from qprobe.backends import create_backend
@@ -86,8 +80,7 @@ def recorded_episodes(weights: str | None, benches: Sequence[Path], cache: Path 
     backend = create_backend("classic", **({"weights": weights} if weights else {}))  # loads only to record
     tag = hashlib.sha1(str(Path(weights).resolve() if weights else "shipped").encode()).hexdigest()[:10]
     folder = cache / tag if cache is not None else None
-    record = _type_cuts().episodes
-    return {b.name: record(backend, b, folder) for b in benches}
+    return {b.name: episodes(backend, b, folder) for b in benches}
 
 
 def main() -> None:
@@ -100,7 +93,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from qprobe.backends import create_backend
-    from qprobe.train_classic.calibrate import replay
 
     model = create_backend("classic", **({"weights": args.weights} if args.weights else {})).model
     n = len(model.classes)
@@ -110,26 +102,14 @@ def main() -> None:
     joint = {name: ensemble_episodes([eps, *(m[name] for m in members)], n) for name, eps in single.items()}
     point = model.detector
 
-    def run(label: str, episodes: dict[str, list[Any]], base: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-        res = {name: replay(model, eps) for name, eps in episodes.items()}
-        cells = []
-        for name, r in res.items():
-            text = f"{name}: recall {r['recall']:.3f} fp {r['fp_clean']:.2f}/{r['fp_dof']:.2f} srcc {r['srcc'] or 0:.3f}"
-            if base is not None:
-                b = base[name]
-                text += f" (Δ {r['recall'] - b['recall']:+.3f}, {r['fp_clean'] - b['fp_clean']:+.2f}/{r['fp_dof'] - b['fp_dof']:+.2f})"
-            cells.append(text)
-        print(f"{label:28s} | " + " | ".join(cells), flush=True)
-        return res
-
     print(f"heads: {', '.join(f or 'shipped' for f in files)}")
-    base = run(f"first head {point.threshold}/{point.min_cells}", single, None)
-    run(f"ensemble {point.threshold}/{point.min_cells}", joint, base)
+    base = replay_row(model, single, f"first head {point.threshold}/{point.min_cells}", None, 28)
+    replay_row(model, joint, f"ensemble {point.threshold}/{point.min_cells}", base, 28)
     for item in (p for p in args.points.split(",") if p):
         thr, cells = item.split("/")
         model.detector = replace(point, threshold=float(thr), min_cells=int(cells))
         try:
-            run(f"ensemble {item}", joint, base)
+            replay_row(model, joint, f"ensemble {item}", base, 28)
         finally:
             model.detector = point
 

@@ -65,6 +65,24 @@ def episodes(backend: Any, bench: Path, cache: Path | None) -> list[Any]:
     return eps
 
 
+def replay_row(
+    model: Any, recorded: dict[str, list[Any]], label: str, base: dict[str, dict[str, Any]] | None, width: int = 24
+) -> dict[str, dict[str, Any]]:
+    """Replay each benchmark's episodes at ``model``'s current point; print one row (with the change from ``base``)."""
+    from qprobe.train_classic.calibrate import replay
+
+    res = {name: replay(model, eps) for name, eps in recorded.items()}
+    cells = []
+    for name, r in res.items():
+        text = f"{name}: recall {r['recall']:.3f} fp {r['fp_clean']:.2f}/{r['fp_dof']:.2f} srcc {r['srcc'] or 0:.3f}"
+        if base is not None:
+            b = base[name]
+            text += f" (Δ {r['recall'] - b['recall']:+.3f}, {r['fp_clean'] - b['fp_clean']:+.2f}/{r['fp_dof'] - b['fp_dof']:+.2f})"
+        cells.append(text)
+    print(f"{label:{width}s} | " + " | ".join(cells), flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench", type=Path, nargs="+")
@@ -76,7 +94,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from qprobe.backends import create_backend
-    from qprobe.train_classic.calibrate import replay
 
     backend = create_backend("classic", **({"weights": args.weights} if args.weights else {}))
     model = backend.model
@@ -84,24 +101,12 @@ def main() -> None:
     shipped = model.detections_from_maps
     types = [t for t in args.types.split(",") if t]
 
-    def run(label: str, base: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-        res = {name: replay(model, eps) for name, eps in recorded.items()}
-        cells = []
-        for name, r in res.items():
-            text = f"{name}: recall {r['recall']:.3f} fp {r['fp_clean']:.2f}/{r['fp_dof']:.2f} srcc {r['srcc'] or 0:.3f}"
-            if base is not None:
-                b = base[name]
-                text += f" (Δ {r['recall'] - b['recall']:+.3f}, {r['fp_clean'] - b['fp_clean']:+.2f}/{r['fp_dof'] - b['fp_dof']:+.2f})"
-            cells.append(text)
-        print(f"{label:24s} | " + " | ".join(cells), flush=True)
-        return res
-
     p = model.detector
-    base = run(f"shipped {p.threshold}/{p.min_cells}", None)
+    base = replay_row(model, recorded, f"shipped {p.threshold}/{p.min_cells}", None)
     for cut in (float(c) for c in args.cuts.split(",")):
         for cells in (int(c) for c in args.cells.split(",")):
             model.detections_from_maps = two_pass(model, types, cut, cells)
-            run(f"+ {','.join(t[:5] for t in types)} {cut}/{cells}", base)
+            replay_row(model, recorded, f"+ {','.join(t[:5] for t in types)} {cut}/{cells}", base)
             model.detections_from_maps = shipped
 
 
