@@ -409,3 +409,28 @@ def test_visibility_rule_moves_only_invisible_draws(built, photos, tmp_path):
         build(_cfg(photos, tmp_path / "r0"))
     with pytest.raises(ConfigError):
         BenchConfig(min_visible=-1.0).validate()
+
+
+def test_dof_grain_changes_only_the_depth_of_field_pixels(built, photos, tmp_path):
+    plain, grainy = BenchConfig(), BenchConfig(dof_grain=True)
+    assert "dof_grain" not in plain.recipe()  # grain-free: the recipe of builds made before grain existed
+    assert plain.recipe_hash() != grainy.recipe_hash() and plain.draw_hash() == grainy.draw_hash()
+    _, out = built
+    build(_cfg(photos, tmp_path / "g", dof_grain=True))
+    rows = {r.id: r for r in read_manifest(out / "manifest.jsonl")}
+    grain_rows = {r.id: r for r in read_manifest(tmp_path / "g" / "manifest.jsonl")}
+    assert rows.keys() == grain_rows.keys()
+    for rid, r in rows.items():
+        a, b = load_rgb(out / r.path), load_rgb(tmp_path / "g" / grain_rows[rid].path)
+        if r.extra["kind"] != "dof":
+            assert np.array_equal(a, b), rid  # same draws: regions, degradations, labels
+            assert r.defects == grain_rows[rid].defects
+            continue
+        assert r.extra["focus_box"] == grain_rows[rid].extra["focus_box"]  # the same in-focus subject
+        x1, y1, x2, y2 = (int(v) for v in r.extra["focus_box"])
+        assert np.array_equal(a[y1:y2, x1:x2], b[y1:y2, x1:x2])
+        diff = b.astype(np.int16) - a
+        assert np.abs(diff).max() > 0 and abs(float(diff.mean())) < 0.2  # noise put back, blur unchanged
+    logs = [json.loads(line) for line in (tmp_path / "g" / "degradations.jsonl").read_text().splitlines()]
+    grains = [rec["params"]["grain"] for rec in logs if rec["name"] == "synthetic_dof"]
+    assert grains and all(len(g) == 3 and min(g) > 0 for g in grains)

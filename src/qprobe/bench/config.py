@@ -77,6 +77,11 @@ class BenchConfig:
     dof_falloff: float = _f(
         0.35, "Distance (fraction of the diagonal) over which DoF blur reaches its maximum."
     )
+    dof_grain: bool = _f(
+        False,
+        "Put back the sensor grain the depth-of-field blur removes (the photo's own noise level, "
+        "bench.grain): real defocus is smooth but not grain-free.",
+    )
     dof_subject_min_area: float = _f(0.04, "Smallest in-focus subject, as a fraction of the image area.")
     dof_subject_max_area: float = _f(0.15, "Largest in-focus subject, as a fraction of the image area.")
     image_format: str = _f(
@@ -127,6 +132,8 @@ class BenchConfig:
         recipe = {k: v for k, v in data.items() if k not in NON_RECIPE_FIELDS and k != "seed"}
         if not self.min_visible:  # no visibility rule: the recipe of builds made before it existed
             recipe = {k: v for k, v in recipe.items() if k not in VISIBILITY_FIELDS}
+        if not self.dof_grain:  # grain-free depth of field: the recipe of builds made before grain existed
+            recipe.pop("dof_grain", None)
         names = sorted({n for p in self.degradations for n in list_degradations(p)})
         recipe["degradation_params"] = {
             n: [create_degradation(n).params(s) for s in SEVERITIES] for n in names
@@ -149,12 +156,18 @@ class BenchConfig:
         A degradation that passes the rule is drawn (region, type, severity,
         parameters) exactly as without it; only an invisible one is re-drawn,
         from streams of its own. A build with ``min_visible = 0`` and one with
-        the rule therefore differ only where a label was invisible.
+        the rule therefore differ only where a label was invisible. Likewise
+        ``dof_grain`` changes a depth-of-field image's pixels (its grain), never
+        what is drawn: with or without it, every item has the same regions,
+        degradations and in-focus subject.
         """
-        return _hash({k: v for k, v in self.recipe().items() if k not in VISIBILITY_FIELDS})
+        return _hash({k: v for k, v in self.recipe().items() if k not in DRAW_NEUTRAL_FIELDS})
 
 
 VISIBILITY_FIELDS = ("min_visible", "visible_tries")
+
+DRAW_NEUTRAL_FIELDS = (*VISIBILITY_FIELDS, "dof_grain")
+"""Recipe fields that change how items look but not what is drawn (:meth:`BenchConfig.draw_hash`)."""
 
 
 def _hash(recipe: dict[str, Any]) -> str:

@@ -8,7 +8,10 @@ stack: ``n_layers`` copies blurred with evenly spaced sigmas (layer 0 is the
 original), each computed on a down-sampled copy and up-sampled (cost nearly
 independent of sigma and image-size linear), and every pixel interpolates linearly between the two
 layers that bracket its sigma. Pixels of depth 0 take layer 0 exactly: the
-subject is bit-identical to the input.
+subject is bit-identical to the input. With ``grain`` (the photo's own sensor
+noise, :func:`~qprobe.bench.grain.estimate_noise_sigma`), the noise the blur
+removed is put back (:mod:`~qprobe.bench.grain`): a lens blurs the scene
+before the sensor adds its grain, so real defocus is smooth but not grain-free.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from qprobe.bench.grain import add_grain
 from qprobe.types import Box
 
 
@@ -80,12 +84,16 @@ def apply_dof(
     focus_band: float = 0.02,
     n_layers: int = 6,
     mask_scale: int = 4,
+    grain: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> DofResult:
     """Render synthetic depth of field around ``subject`` on a ``uint8`` RGB image.
 
     The depth proxy is smooth, so the compositing masks are computed on a grid
     ``mask_scale`` times coarser and up-sampled bilinearly; the focus area is
-    then copied back from the input so that it is bit-identical.
+    then copied back from the input so that it is bit-identical. ``grain``
+    ((3,) grey levels per channel) puts back, per pixel, the share of that
+    sensor noise the pixel's blur removed, drawn from ``rng`` (required with it).
     """
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
@@ -109,7 +117,11 @@ def apply_dof(
             mask = mask.resize((w, h), Image.Resampling.BILINEAR)
         acc = Image.composite(layer, acc, mask)
     out = np.array(acc, dtype=np.uint8)
-    x1, y1, x2, y2 = focus.to_int()
+    if grain is not None:
+        if rng is None:
+            raise ValueError("grain needs an rng")
+        depth = small_depth if s == 1 else np.asarray(Image.fromarray(small_depth, "F").resize((w, h), Image.Resampling.BILINEAR))
+        add_grain(out, depth * np.float32(max_sigma), np.asarray(grain, np.float32), rng)
     fx1, fy1 = int(math.ceil(focus.x1)), int(math.ceil(focus.y1))
     fx2, fy2 = int(math.floor(focus.x2)), int(math.floor(focus.y2))
     out[fy1:fy2, fx1:fx2] = img[fy1:fy2, fx1:fx2]

@@ -19,6 +19,7 @@ import numpy as np
 from qprobe.bench.config import BenchConfig
 from qprobe.bench.degradations import DEGRADATIONS, create_degradation, list_degradations
 from qprobe.bench.dof import apply_dof
+from qprobe.bench.grain import estimate_noise_sigma
 from qprobe.bench.inject import LocalResult, apply_local
 from qprobe.bench.items import ItemSpec, Photo, auto_split, item_rng
 from qprobe.bench.labels import LabelInput, create_annotator
@@ -205,13 +206,18 @@ class _PhotoRenderer:
             raise RuntimeError("no in-focus subject found")
         subject = found[0].box
         sigma = dof_sigma(cfg, self.width, self.height)
-        res = apply_dof(self.image, subject, max_sigma=sigma, falloff=cfg.dof_falloff)
+        grain = estimate_noise_sigma(self.image) if cfg.dof_grain else None
+        res = apply_dof(self.image, subject, max_sigma=sigma, falloff=cfg.dof_falloff, grain=grain, rng=rng)
         log = [
             {
                 "name": "synthetic_dof",
                 "family": "depth_of_field",
                 "severity": None,
-                "params": {"max_sigma": round(sigma, 4), "falloff": cfg.dof_falloff},
+                "params": {
+                    "max_sigma": round(sigma, 4),
+                    "falloff": cfg.dof_falloff,
+                    "grain": None if grain is None else [round(float(g), 4) for g in grain],
+                },
                 "bbox": _box_list(subject),
                 "focus_box": _box_list(res.focus_box),
                 "negative": True,
