@@ -50,14 +50,15 @@ def test_add_grain_leaves_unblurred_pixels_and_restores_the_level_elsewhere():
     img = np.full((256, 256, 3), 120, np.uint8)
     blur = np.zeros((256, 256), np.float32)
     blur[:, 128:] = 4.0
-    out = add_grain(img.copy(), blur, np.array([2.0, 1.0, 0.0], np.float32), np.random.default_rng(1), rows=50)
+    sigma = np.array([2.0, 1.0, 0.0], np.float32)
+    out = add_grain(img.copy(), blur, sigma, np.random.default_rng(1), rows=50)
     assert np.array_equal(out[:, :128], img[:, :128])
     right = out[:, 128:].astype(np.float64) - 120.0
     expect = np.sqrt(removed_share(np.float32(4.0)))
     assert right[..., 0].std() == pytest.approx(2.0 * expect, rel=0.08)
     assert right[..., 1].std() == pytest.approx(1.0 * expect, rel=0.1)
     assert np.all(right[..., 2] == 0)
-    again = add_grain(img.copy(), blur, np.array([2.0, 1.0, 0.0], np.float32), np.random.default_rng(1), rows=50)
+    again = add_grain(img.copy(), blur, sigma, np.random.default_rng(1), rows=50)
     assert np.array_equal(out, again)  # deterministic for a seed, whatever the chunking
     with pytest.raises(ValueError):
         add_grain(img.copy(), blur[:10], np.ones(3, np.float32), np.random.default_rng(1))
@@ -67,7 +68,8 @@ def test_apply_dof_with_grain_keeps_the_photo_s_grain_in_the_defocused_backgroun
     photo = noisy(gradient(), 1.5, seed=3)
     subject = Box(40.0, 40.0, 140.0, 120.0)
     plain = apply_dof(photo, subject, max_sigma=5.0)
-    grainy = apply_dof(photo, subject, max_sigma=5.0, grain=estimate_noise_sigma(photo), rng=np.random.default_rng(0))
+    grain = estimate_noise_sigma(photo)
+    grainy = apply_dof(photo, subject, max_sigma=5.0, grain=grain, rng=np.random.default_rng(0))
     far = (slice(250, 384), slice(350, 512))  # fully defocused corner
     assert np.all(estimate_noise_sigma(plain.image[far]) < 0.5)  # the blur took the grain away
     assert np.allclose(estimate_noise_sigma(grainy.image[far]), 1.5, rtol=0.2)

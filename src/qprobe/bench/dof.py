@@ -120,7 +120,9 @@ def apply_dof(
     if grain is not None:
         if rng is None:
             raise ValueError("grain needs an rng")
-        depth = small_depth if s == 1 else np.asarray(Image.fromarray(small_depth, "F").resize((w, h), Image.Resampling.BILINEAR))
+        depth = small_depth
+        if s > 1:
+            depth = np.asarray(Image.fromarray(small_depth, "F").resize((w, h), Image.Resampling.BILINEAR))
         add_grain(out, depth * np.float32(max_sigma), np.asarray(grain, np.float32), rng)
     fx1, fy1 = int(math.ceil(focus.x1)), int(math.ceil(focus.y1))
     fx2, fy2 = int(math.floor(focus.x2)), int(math.floor(focus.y2))

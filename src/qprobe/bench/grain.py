@@ -32,7 +32,7 @@ _SCALE = math.sqrt(math.pi / 2.0) / 6.0
 
 
 def _block_estimates(channel: np.ndarray, block: int, rows: int = 1024) -> np.ndarray:
-    """Immerkær's σ per ``block`` x ``block`` block of one uint8 channel; NaN where pixels clip (0 or 255)."""
+    """Immerkær's σ per ``block`` x ``block`` block of one uint8 channel; NaN where a pixel clips (0, 255)."""
     h, w = channel.shape
     br, bc = (h - 2) // block, (w - 2) // block
     out = np.full((br, bc), np.nan, np.float32)
@@ -53,7 +53,7 @@ def _block_estimates(channel: np.ndarray, block: int, rows: int = 1024) -> np.nd
 def estimate_noise_sigma(
     image: np.ndarray, block: int = NOISE_BLOCK, quantile: float = NOISE_QUANTILE
 ) -> np.ndarray:
-    """Per-channel σ (grey levels) of the photo's white grain: a low quantile of blockwise Immerkær estimates.
+    """Per-channel σ (grey levels) of the photo's white grain: a low quantile of blockwise estimates.
 
     ``image``: uint8 H x W x 3. Returns float32 (3,); 0 for a channel with no
     usable block (too small, or clipped everywhere).

@@ -213,11 +213,8 @@ class _PhotoRenderer:
                 "name": "synthetic_dof",
                 "family": "depth_of_field",
                 "severity": None,
-                "params": {
-                    "max_sigma": round(sigma, 4),
-                    "falloff": cfg.dof_falloff,
-                    "grain": None if grain is None else [round(float(g), 4) for g in grain],
-                },
+                "params": {"max_sigma": round(sigma, 4), "falloff": cfg.dof_falloff}
+                | ({} if grain is None else {"grain": [round(float(g), 4) for g in grain]}),
                 "bbox": _box_list(subject),
                 "focus_box": _box_list(res.focus_box),
                 "negative": True,
