@@ -14,6 +14,12 @@ the operator ``[1 −2 1]ᵀ[1 −2 1]`` cancels every linear gradient, and on
 white noise of σ its mean absolute response is ``6 σ / sqrt(π / 2)``.
 Texture inflates it, so it is taken per block and the photo's grain is a low
 quantile of the block estimates (the flattest unclipped blocks).
+
+Known limit: the grain is added to the blurred *8-bit* image and rounded
+again, so grain well under half a grey level (σ ≲ 0.3, common in clean
+wallpapers) mostly rounds away, where in a capture it would dither the
+continuous signal before quantization; from σ ≈ 0.5 on it is put back at its
+level (a test restores 1.5 grey levels).
 """
 
 from __future__ import annotations
