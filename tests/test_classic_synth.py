@@ -113,3 +113,35 @@ def test_crop_maker_tap_equals_the_network_tap(maker: CropMaker) -> None:
     with torch.no_grad():
         ref = maker.net.tap(to_batch(win))
     torch.testing.assert_close(s.stem.float(), ref, atol=2e-2, rtol=1e-2)  # fp16 storage
+
+
+def test_dof_window_grain_pairs_with_the_grain_free_window() -> None:
+    from qprobe.train_classic.synth import dof_window
+
+    yy, xx = np.mgrid[0:200, 0:240].astype(np.float32)
+    base = np.stack([60 + 0.3 * xx, 80 + 0.2 * yy, 100 + 0.1 * (xx + yy)], axis=-1)
+    win = np.clip(np.rint(base + np.random.default_rng(5).normal(0, 2.0, base.shape)), 0, 255).astype(np.uint8)
+    r1, r2, r3 = (np.random.default_rng(9) for _ in range(3))
+    plain = dof_window(win, r1, 4.0, 0.5)
+    grainy = dof_window(win, r2, 4.0, 0.5, np.array([2.0, 2.0, 2.0], np.float32))
+    again = dof_window(win, r3, 4.0, 0.5, np.array([2.0, 2.0, 2.0], np.float32))
+    assert r1.random() == r2.random()  # the grain does not advance the caller's stream: crops pair up
+    assert np.array_equal(grainy, again)  # and it is seeded by the window's own draws
+    diff = grainy.astype(np.int16) - plain
+    changed = diff != 0
+    assert changed.any() and abs(float(diff[changed].mean())) < 0.3  # noise put back, blur unchanged
+    assert not changed.all()  # the in-focus part (or the subject) is left as it was
+
+
+def test_photo_crops_with_grain_pair_up_with_the_grain_free_ones(maker: CropMaker, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    Image.fromarray(make_texture(900, 1200, seed=3)).save(photo)
+    plain = photo_crops(maker, [photo], 10, np.random.default_rng(2), zoom_side=160, view_long_side=256)
+    grainy = photo_crops(maker, [photo], 10, np.random.default_rng(2), zoom_side=160, view_long_side=256, dof_grain=True)
+    assert [c.kind for c in plain] == [c.kind for c in grainy]
+    for a, b in zip(plain, grainy):
+        assert np.array_equal(a.labels, b.labels)  # the same windows, defects and labels
+        if not a.kind.startswith("dof"):
+            assert bool((a.stem == b.stem).all())  # only depth-of-field windows change
+    dof = [(a, b) for a, b in zip(plain, grainy) if a.kind.startswith("dof")]
+    assert dof and any(bool((a.stem != b.stem).any()) for a, b in dof)

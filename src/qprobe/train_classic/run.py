@@ -393,7 +393,7 @@ def _head_crops(
     rng = np.random.default_rng(d.seed)
     samples = synth.photo_crops(
         maker, photos, d.crops_per_photo, rng, recompress_share=d.recompress, zoom_side=d.zoom_side,
-        view_long_side=d.view_long_side, log=log,
+        view_long_side=d.view_long_side, log=log, dof_grain=d.dof_grain,
     )
     clive_rows = read_clive(cfg.clive) if d.crops_per_clive_image > 0 else []
     if cfg.max_clive:
@@ -401,8 +401,8 @@ def _head_crops(
     every = d.clive_holdout_every
     held = [Path(r.path) for i, r in enumerate(clive_rows) if every > 0 and i % every == 0]
     train = [Path(r.path) for i, r in enumerate(clive_rows) if not (every > 0 and i % every == 0)]
-    samples += synth.clive_crops(maker, train, d.crops_per_clive_image, rng, log=log)
-    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log, lattice=True)
+    samples += synth.clive_crops(maker, train, d.crops_per_clive_image, rng, log=log, dof_grain=d.dof_grain)
+    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log, lattice=True, dof_grain=d.dof_grain)
     used = {"clive_train_photos": len(train), "clive_threshold_photos": len(held)}
     return samples, check, used
 

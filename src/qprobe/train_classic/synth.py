@@ -47,6 +47,7 @@ from qprobe.backends.classic.model import ClassicNet
 from qprobe.backends.classic.quantization import lattice_cells
 from qprobe.backends.classic.runtime import fit_side, to_batch
 from qprobe.bench.dof import apply_dof
+from qprobe.bench.grain import estimate_noise_sigma
 from qprobe.bench.inject import apply_local
 from qprobe.bench.regions import select_regions, texture_map
 from qprobe.io import load_rgb
@@ -128,12 +129,24 @@ def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def dof_window(win: np.ndarray, rng: np.random.Generator, max_sigma: float, falloff: float) -> np.ndarray:
-    """A depth-of-field look on a window: blur growing smoothly away from a subject that may lie outside it."""
+def dof_window(
+    win: np.ndarray, rng: np.random.Generator, max_sigma: float, falloff: float, grain: np.ndarray | None = None
+) -> np.ndarray:
+    """A depth-of-field look on a window: blur growing smoothly away from a subject that may lie outside it.
+
+    ``grain``: the photo's sensor grain (:func:`~qprobe.bench.grain.estimate_noise_sigma`) to put back where
+    the blur removed it. Its noise comes from a generator seeded by the window's own draws, so ``rng``
+    advances exactly as without grain: crops synthesized with and without it pair up one to one.
+    """
     h, w = win.shape[:2]
     side = rng.uniform(0.1, 0.5) * min(w, h)
     sx, sy = rng.uniform(-1.5, 2.5) * w, rng.uniform(-1.5, 2.5) * h
-    return apply_dof(win, Box(sx, sy, sx + side, sy + side), max_sigma=max_sigma, falloff=falloff).image
+    noise_rng = None
+    if grain is not None:
+        draws = np.array([sx, sy, side, max_sigma, falloff], dtype=np.float64)
+        noise_rng = np.random.default_rng(np.frombuffer(draws.tobytes(), dtype=np.uint32))
+    subject = Box(sx, sy, sx + side, sy + side)
+    return apply_dof(win, subject, max_sigma=max_sigma, falloff=falloff, grain=grain, rng=noise_rng).image
 
 
 class CropMaker:
@@ -222,8 +235,12 @@ def photo_crops(
     zoom_side: int = 320,
     view_long_side: int = 512,
     log: Callable[[str], None] | None = None,
+    dof_grain: bool = False,
 ) -> list[CropSample]:
-    """``per_photo`` crops of each full-resolution training photo (see the module docstring)."""
+    """``per_photo`` crops of each full-resolution training photo (see the module docstring).
+
+    ``dof_grain``: depth-of-field windows keep the photo's sensor grain (:func:`dof_window`).
+    """
     crop_cfg = CropConfig()
     out: list[CropSample] = []
     t0 = time.time()
@@ -235,6 +252,7 @@ def photo_crops(
         view_scale = min(1.0, view_long_side / max(w, h))
         diag = math.hypot(w, h)
         dof_sigma = max(1.5, 0.0025 * max(w, h))  # the benchmark's depth-of-field strength
+        grain = estimate_noise_sigma(base) if dof_grain else None
         for _ in range(per_photo):
             img = versions[1] if rng.random() < recompress_share else versions[0]
             kind = _kind(rng, kind_p)
@@ -247,7 +265,7 @@ def photo_crops(
             win = np.array(img[y1:y2, x1:x2])
             if kind.startswith("dof"):
                 falloff = 0.35 * diag / math.hypot(*win.shape[:2]) * rng.uniform(0.3, 1.0)
-                win = dof_window(win, rng, dof_sigma * rng.uniform(0.6, 1.0), falloff)
+                win = dof_window(win, rng, dof_sigma * rng.uniform(0.6, 1.0), falloff, grain)
             local = Box(region.x1 - x1, region.y1 - y1, region.x2 - x1, region.y2 - y1)
             target = local if kind.endswith("degraded") else None
             bad, box, name, sev = maker.degrade(win, target, rng)
@@ -265,16 +283,19 @@ def clive_crops(
     kind_p: Sequence[float] = (0.45, 0.35, 0.1, 0.1),
     log: Callable[[str], None] | None = None,
     lattice: bool = False,
+    dof_grain: bool = False,
 ) -> list[CropSample]:
     """``per_image`` crops of each (small) CLIVE photo: whole, or a random square sub-window.
 
-    ``lattice``: also record each crop's banding evidence (the threshold crops need it).
+    ``lattice``: also record each crop's banding evidence (the threshold crops need it);
+    ``dof_grain``: depth-of-field windows keep the photo's sensor grain (:func:`dof_window`).
     """
     out: list[CropSample] = []
     t0 = time.time()
     for n, path in enumerate(images):
         img = load_rgb(path)
         h, w = img.shape[:2]
+        grain = estimate_noise_sigma(img) if dof_grain else None
         for _ in range(per_image):
             kind = _kind(rng, kind_p)
             win = img
@@ -284,7 +305,7 @@ def clive_crops(
                 win = img[y0 : y0 + s, x0 : x0 + s]
             win = np.array(win)
             if kind.startswith("dof"):
-                win = dof_window(win, rng, rng.uniform(1.5, 5.0), rng.uniform(0.3, 1.0))
+                win = dof_window(win, rng, rng.uniform(1.5, 5.0), rng.uniform(0.3, 1.0), grain)
             region = None
             if kind.endswith("degraded"):
                 regions = select_regions(texture_map(win, analysis_side=256), 1, rng, min_area=0.02, max_area=0.25)
