@@ -36,6 +36,7 @@ import dataclasses
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 
 def _eval_module():
@@ -44,6 +45,22 @@ def _eval_module():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def fresh_head_network(shipped: Any, adapt: int, seed: int) -> Any:
+    """The ``shipped`` weights' network with a fresh (seeded) head and, for ``adapt``, ImageNet copies of the blocks."""
+    import torch
+
+    from qprobe.backends.classic.model import ClassicNet, NetConfig
+
+    cfg = NetConfig(**{**shipped.net_config, "defect_adapt": adapt})
+    torch.manual_seed(seed)
+    fresh = ClassicNet(cfg)
+    net = ClassicNet(cfg)
+    net.load_state_dict({k: v.float() for k, v in shipped.state_dict.items()}, strict=False)
+    net.defect.load_state_dict(fresh.defect.state_dict())
+    net.reset_defect_adapt()
+    return net.eval()
 
 
 def main() -> None:
@@ -61,7 +78,7 @@ def main() -> None:
 
     import torch
 
-    from qprobe.backends.classic.model import ClassicNet, NetConfig
+    from qprobe.backends.classic.model import ClassicNet
     from qprobe.backends.classic.weights import load_weights, save_weights
     from qprobe.train_classic import detector as det
     from qprobe.train_classic.run import TrainClassicConfig, _head_crops
@@ -71,15 +88,7 @@ def main() -> None:
     shipped = load_weights()
 
     def network(adapt: int, seed: int) -> ClassicNet:
-        """The shipped network with a fresh (seeded) head and, for ``adapt``, ImageNet copies of the blocks."""
-        cfg = NetConfig(**{**shipped.net_config, "defect_adapt": adapt})
-        torch.manual_seed(seed)
-        fresh = ClassicNet(cfg)
-        net = ClassicNet(cfg)
-        net.load_state_dict({k: v.float() for k, v in shipped.state_dict.items()}, strict=False)
-        net.defect.load_state_dict(fresh.defect.state_dict())
-        net.reset_defect_adapt()
-        return net.eval()
+        return fresh_head_network(shipped, adapt, seed)
 
     crops_file = args.out / "crops.pt"
     if crops_file.is_file():

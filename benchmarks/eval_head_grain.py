@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from eval_head_adapt import fresh_head_network  # noqa: E402
 from replay_type_cuts import episodes, replay_row, two_pass  # noqa: E402
 
 DETAIL_LOSS = ["haze", "gaussian_blur", "motion_blur", "smear"]
@@ -38,9 +39,6 @@ DETAIL_LOSS = ["haze", "gaussian_blur", "motion_blur", "smear"]
 
 def train(variant: str, out: Path, seed: int, epochs: int, photos: str, clive: str) -> Path:
     """Train one head on crops synthesized with (``grain``) or without (``plain``) depth-of-field grain."""
-    import torch
-
-    from qprobe.backends.classic.model import ClassicNet, NetConfig
     from qprobe.backends.classic.weights import load_weights, save_weights
     from qprobe.train_classic import detector as det
     from qprobe.train_classic.run import TrainClassicConfig, _head_crops
@@ -49,13 +47,7 @@ def train(variant: str, out: Path, seed: int, epochs: int, photos: str, clive: s
     if path.is_file():
         return path
     shipped = load_weights()
-    cfg = NetConfig(**shipped.net_config)
-    torch.manual_seed(seed)
-    fresh = ClassicNet(cfg)
-    net = ClassicNet(cfg)
-    net.load_state_dict({k: v.float() for k, v in shipped.state_dict.items()}, strict=False)
-    net.defect.load_state_dict(fresh.defect.state_dict())
-    net.eval()
+    net = fresh_head_network(shipped, 0, seed)
     tcfg = TrainClassicConfig(photos=photos, clive=clive)
     tcfg.detector.dof_grain = variant == "grain"
     files = sorted(p for p in Path(photos).iterdir() if p.is_file())
