@@ -73,8 +73,8 @@ class DetectorTrainConfig:
     dof_grain: bool = field(
         default=False,
         metadata={
-            "help": "Depth-of-field crops keep their photo's sensor grain (bench.grain; stop 28: +0.03 pooled "
-            "recall against a paired control on one seed, not yet the shipped recipe)."
+            "help": "Depth-of-field crops keep their photo's sensor grain (bench.grain); off in the shipped "
+            "recipe (docs/classic-experiments.md, stop 28)."
         },
     )
     recompress: float = field(

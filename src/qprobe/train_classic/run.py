@@ -401,8 +401,9 @@ def _head_crops(
     every = d.clive_holdout_every
     held = [Path(r.path) for i, r in enumerate(clive_rows) if every > 0 and i % every == 0]
     train = [Path(r.path) for i, r in enumerate(clive_rows) if not (every > 0 and i % every == 0)]
-    samples += synth.clive_crops(maker, train, d.crops_per_clive_image, rng, log=log, dof_grain=d.dof_grain)
-    check = synth.clive_crops(maker, held, d.crops_per_clive_image, rng, log=log, lattice=True, dof_grain=d.dof_grain)
+    per, grain = d.crops_per_clive_image, d.dof_grain
+    samples += synth.clive_crops(maker, train, per, rng, log=log, dof_grain=grain)
+    check = synth.clive_crops(maker, held, per, rng, log=log, lattice=True, dof_grain=grain)
     used = {"clive_train_photos": len(train), "clive_threshold_photos": len(held)}
     return samples, check, used
 
