@@ -100,6 +100,8 @@ def apply_dof(
         raise ValueError(f"expected a uint8 H x W x 3 image, got {img.dtype} {img.shape}")
     if n_layers < 2 or max_sigma <= 0:
         raise ValueError("need n_layers >= 2 and max_sigma > 0")
+    if grain is not None and rng is None:
+        raise ValueError("grain needs an rng")
     h, w = img.shape[:2]
     diag = math.hypot(w, h)
     focus = subject.pad(focus_band * diag).clip(w, h)
@@ -118,8 +120,6 @@ def apply_dof(
         acc = Image.composite(layer, acc, mask)
     out = np.array(acc, dtype=np.uint8)
     if grain is not None:
-        if rng is None:
-            raise ValueError("grain needs an rng")
         depth = small_depth
         if s > 1:
             depth = np.asarray(Image.fromarray(small_depth, "F").resize((w, h), Image.Resampling.BILINEAR))
