@@ -91,6 +91,14 @@ class ClassicConfig:
             "field, gives no reference to tell lost detail from; 0 keeps every one."
         },
     )
+    max_scan_share: float = field(
+        default=0.1,
+        metadata={
+            "help": "Most of an image the native-resolution scan may flag: where it fires on more (a photo's own "
+            "grain, compression or texture everywhere), its logits are lowered until only this share of blocks "
+            "stands out, and only those draw zooms and confirm defects; 1: the scan as trained."
+        },
+    )
     planner: str = field(
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
@@ -127,6 +135,8 @@ class ClassicBackend(ProbingBackend):
         cfg = self.config
         if cfg.max_zooms < 0 or cfg.zoom_cap < 0 or cfg.zooms_per_mp < 0 or cfg.min_surround_detail < 0:
             raise ValueError("max_zooms, zoom_cap, zooms_per_mp and min_surround_detail must be >= 0")
+        if not 0.0 < cfg.max_scan_share <= 1.0:
+            raise ValueError(f"max_scan_share must be in (0, 1], got {cfg.max_scan_share}")
         check_planner(cfg.planner)  # fail before any weights load
         check_engine(cfg.engine)
         super().__init__(
@@ -222,4 +232,5 @@ class ClassicBackend(ProbingBackend):
             context_factor=cfg.context_factor,
             confirmable_only=cfg.confirmable_only if confirmable_only is None else confirmable_only,
             min_surround_detail=cfg.min_surround_detail,
+            max_scan_share=cfg.max_scan_share,
         )

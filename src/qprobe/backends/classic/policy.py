@@ -9,6 +9,11 @@ Per episode:
    coverage of the scan's evidence by ``zoom_side`` windows) turns it into
    zooms, up to the budget. When the evidence runs out, the remaining zooms
    go to the most texture-rich blocks (where local damage would show).
+   Where the scan fires on more than ``max_scan_share`` of the image (a
+   photo's own grain or compression everywhere), its logits are lowered
+   until only that share stands out
+   (:func:`~qprobe.backends.classic.scan.image_relative`): the zooms and
+   the agreement then go to what differs from the rest of the photo.
    With ``confirmable_only`` (the default) a planned zoom is made only where
    its crop holds a scan block above the agreement threshold (step 4):
    anywhere else nothing the head finds could be kept, so the zoom cannot
@@ -54,7 +59,14 @@ from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
 from qprobe.backends.classic.proposals import Proposal, box_cells, plan_zooms
-from qprobe.backends.classic.scan import ScanMap, block_features, context_features, probability_map
+from qprobe.backends.classic.scan import (
+    ScanMap,
+    block_features,
+    context_features,
+    image_relative,
+    probabilities,
+    scan_logits,
+)
 from qprobe.backends.classic.surround import MIN_SURROUND_DETAIL, has_reference
 from qprobe.types import Box, Defect
 
@@ -64,6 +76,9 @@ PLAN_SIZE = 8
 
 MAX_GROWTH = 6.0
 """A confirmed defect's box grows to the scan blobs it touches only up to this factor of its area."""
+
+MAX_SCAN_SHARE = 0.1
+"""Most of an image the scan may flag (a local defect stands out; see ``scan.image_relative``)."""
 
 
 class ClassicPolicy:
@@ -78,12 +93,16 @@ class ClassicPolicy:
         context_factor: float = 1.5,
         confirmable_only: bool = True,
         min_surround_detail: float = MIN_SURROUND_DETAIL,
+        max_scan_share: float | None = MAX_SCAN_SHARE,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
         self.context_factor = context_factor
         self.confirmable_only = confirmable_only
         self.min_surround_detail = min_surround_detail
+        self.max_scan_share = max_scan_share
+        self.scan_share = 0.0  # share of the image's blocks the scan flagged before image_relative
+        self.scan_shift = 0.0  # how far image_relative lowered the scan's logits (0: not at all)
         self.skipped = 0  # planned zooms not made: their crop could not confirm a defect
         self.plan: list[Proposal] = []
         self.scan: ScanMap | None = None
@@ -122,7 +141,12 @@ class ClassicPolicy:
         if m.scan_weights is None:  # no trained scan model: texture-guided zooms only
             prob = np.zeros(scan.shape, dtype=np.float32)
         else:
-            prob = probability_map(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
+            logit = scan_logits(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
+            self.scan_share = float(np.mean(logit > _logit(m.scan_threshold))) if logit.size else 0.0
+            # a photo whose scan fires nearly everywhere (its own grain, compression, texture): only the
+            # blocks that stand out from the rest of it count as evidence, for the zooms and the agreement
+            logit, self.scan_shift = image_relative(logit, m.scan_threshold, self.max_scan_share)
+            prob = probabilities(logit)
         if m.scan_weights is not None:
             self.scan, self.prob = scan, prob
         n = max(self.max_zooms, PLAN_SIZE)
@@ -332,11 +356,17 @@ class ClassicPolicy:
                 "crops": self.crops,
                 "skipped_zooms": self.skipped,
                 "no_surround_detail": unreferenced,  # blur-type defects dropped: no detail around them
+                "scan_share": round(self.scan_share, 4),  # share of blocks the scan flagged, before the shift
+                "scan_shift": round(self.scan_shift, 4),  # logits lowered by this: the scan fired too widely
                 "keep": round(keep, 4),
                 "unseen": round(unseen, 4),
             }
         }
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
 
 
 def _key(pixels: np.ndarray) -> tuple[Any, ...]:

@@ -16,7 +16,10 @@ small scale finds small regions and the borders of large ones, the large
 scale the interior of large ones), smooth depth-of-field blur changes
 slowly and does not. A logistic model trained on
 benchmark builds (``qprobe train classic``) turns the features into
-P(defect) per block. Nothing here needs torch.
+P(defect) per block. The policy then makes the map relative to its image
+(:func:`image_relative`): where the scan fires on more than a tenth of a
+photo, only the blocks that stand out most from the rest count. Nothing
+here needs torch.
 """
 
 from __future__ import annotations
@@ -244,8 +247,8 @@ def context_features(scan: ScanMap, radius: int = 3) -> np.ndarray:
     return np.concatenate([f - global_med, f - small, f - large, np.ones_like(f[..., :1])], axis=2).astype(np.float32)
 
 
-def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
-    """P(defect) per block from context features and the trained weights.
+def scan_logits(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
+    """The scan model's logit per block (rows x cols) from context features and the trained weights.
 
     ``hidden`` (``D x H``) with ``weights`` (``H + 1``) is a one-hidden-layer
     model; without ``hidden``, ``weights`` (``D``) is a logistic model.
@@ -258,5 +261,39 @@ def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | N
         logit = np.einsum("ij,j->i", z, weights[:-1]) + weights[-1]
     else:
         logit = np.einsum("ij,j->i", x, weights)
-    p = 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
-    return p.reshape(ctx.shape[:2]).astype(np.float32)
+    return logit.reshape(ctx.shape[:2])
+
+
+def image_relative(logit: np.ndarray, threshold: float, max_share: float | None) -> tuple[np.ndarray, float]:
+    """``logit`` lowered so that at most ``max_share`` of the image's blocks lie above ``threshold``; and by how much.
+
+    Local damage is what stands out from the rest of its photo. Where the
+    scan fires on more than ``max_share`` of an image (a photo's own sensor
+    grain over a large smooth wall, its compression, a texture everywhere),
+    that is the photo's character, and the global score already sees it:
+    every logit is lowered by the same amount, until the block at the
+    ``1 - max_share`` quantile sits on ``threshold`` (a probability). The
+    order of the blocks is kept, so the blocks that stand out most still
+    count as evidence and draw the zooms; an image whose scan fires on at
+    most ``max_share`` of its blocks is left exactly as it is. ``None`` or
+    ``>= 1``: no change.
+    """
+    if max_share is None or max_share >= 1.0 or logit.size == 0:
+        return logit, 0.0
+    if not 0.0 < max_share:
+        raise ValueError(f"max_share must be in (0, 1], got {max_share}")
+    level = float(np.quantile(logit, 1.0 - max_share))
+    excess = level - float(np.log(threshold / (1.0 - threshold)))
+    if excess <= 0.0:
+        return logit, 0.0
+    return logit - excess, excess
+
+
+def probabilities(logit: np.ndarray) -> np.ndarray:
+    """Logits → probabilities (float32, the scan map's type)."""
+    return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).astype(np.float32)
+
+
+def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
+    """P(defect) per block from context features and the trained weights (see :func:`scan_logits`)."""
+    return probabilities(scan_logits(ctx, weights, hidden))
