@@ -1,5 +1,5 @@
 """Helpers of the benchmark scripts: mosaic seams (eval_classic_bench.py), oracle zooms (eval_oracle_zooms.py),
-type cuts (replay_type_cuts.py), head ensembles (replay_head_ensemble.py)."""
+type cuts (replay_type_cuts.py), head ensembles (replay_head_ensemble.py), misses (where_misses_go.py)."""
 
 from __future__ import annotations
 
@@ -149,3 +149,43 @@ def test_head_ensemble_is_the_geometric_mean_of_the_heads_and_pairs_only_identic
     assert [box for _, box in joint[0].crops] == [one, two]
     with pytest.raises(ValueError, match="zoomed differently"):
         he.ensemble_episodes([[episode(one, two)], [episode(two, one)]], n)
+
+
+def test_misses_are_put_in_the_first_stage_that_lost_them() -> None:
+    """Four defects on one recorded episode: found; zoomed, the head silent; never zoomed, scan above / below."""
+    from types import SimpleNamespace
+
+    from qprobe.backends.classic.detector import DetectorSettings, detect, softmax
+    from qprobe.backends.classic.scan import ScanMap
+    from qprobe.train_classic.calibrate import Episode
+
+    wm = _script("where_misses_go")
+    classes = ["clean", "haze", "jpeg"]
+
+    def detections(maps, box, lattice=None, confirm=None):
+        n = len(classes)
+        probs, sev = softmax(maps[:n], axis=0), 1.0 + 4.0 / (1.0 + np.exp(-maps[n]))
+        return detect(probs, sev, classes, box, model.detector, None, confirm)
+
+    model = SimpleNamespace(
+        classes=classes, detector=DetectorSettings(threshold=0.99, min_cells=4), detections_from_maps=detections,
+        scan_threshold=0.5, agree_threshold=0.8, fusion=[1.0],
+    )
+    found, silent = Box(96, 96, 192, 192), Box(416, 96, 512, 192)
+    above, below = Box(992, 416, 1088, 512), Box(704, 416, 800, 512)
+    prob = np.zeros((20, 40), np.float32)
+    for b in (found, silent, above):
+        prob[int(b.y1) // 32 : int(b.y2) // 32, int(b.x1) // 32 : int(b.x2) // 32] = 0.9
+    fires = np.zeros((4, 20, 20), np.float32)  # a 320-px crop's 16-px cells: jpeg over the first defect
+    fires[2, 6:12, 6:12] = 12.0
+    crops = [(fires, Box(0, 0, 320, 320)), (np.zeros((4, 20, 20), np.float32), Box(304, 0, 624, 320))]
+    ep = Episode("degraded", 3.0, [found, silent, above, below], crops,
+                 ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640), prob, 4.0, 0.4, (1280, 640))
+    labels = [SimpleNamespace(type=t, severity=3) for t in ("jpeg", "jpeg", "haze", "jpeg")]
+    row = SimpleNamespace(id="img", defects=labels)
+    total, missed = wm.misses(model, [ep], [row])
+    assert total == 4
+    assert [(m["type"], m["stage"]) for m in missed] == [
+        ("jpeg", "zoomed, head silent"), ("haze", "never, scan above"), ("jpeg", "never, scan below")
+    ]
+    assert missed[0]["covered"] == 1.0 and missed[0]["head"] < 0.99 and missed[2]["scan"] == 0.0
