@@ -223,3 +223,27 @@ def test_classic_all_zooms_option(tmp_path: Path, good: Path) -> None:
         assert res.exit_code == 0, res.output
         (row,) = _lines(res.stdout)
         assert len(row["probes"]) == zooms and row["defects"] == []
+
+
+def test_classic_max_scan_share_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-scan-share reaches the backend; the assessment's extra says what the scan flagged and the shift."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    import qprobe
+    import qprobe.backends
+
+    weights = make_random_weights(tmp_path / "w.pt")
+    made, create = [], qprobe.backends.create_backend
+    monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
+    args = ["score", str(good), "--weights", str(weights), "--json", "--max-zooms", "2"]
+    res = runner.invoke(app, args + ["--max-scan-share", "0.01"])
+    assert res.exit_code == 0, res.output
+    assert made[-1]["max_scan_share"] == 0.01
+    assert runner.invoke(app, args).exit_code == 0 and "max_scan_share" not in made[-1]  # the default: unset
+    res = runner.invoke(app, args + ["--max-scan-share", "0"])
+    assert res.exit_code == 2 and "max_scan_share" in res.output
+
+    extra = {s: qprobe.assess(good, weights=str(weights), max_scan_share=s).extra["classic"] for s in (1.0, 0.01)}
+    assert extra[1.0]["scan_shift"] == 0.0 and extra[0.01]["scan_share"] == extra[1.0]["scan_share"] > 0.01
+    assert extra[0.01]["scan_shift"] > 0.0

@@ -143,6 +143,12 @@ def register(app: typer.Typer) -> None:
         all_zooms: bool = typer.Option(
             False, "--all-zooms", help="classic: spend the whole budget, also where no found defect could be kept."
         ),
+        max_scan_share: Optional[float] = typer.Option(
+            None,
+            "--max-scan-share",
+            help="classic: most of an image the scan may flag (default 0.1); where it fires on more, only the "
+            "blocks that stand out most draw zooms and confirm defects; 1: the scan as trained.",
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -176,6 +182,8 @@ def register(app: typer.Typer) -> None:
             options["engine"] = engine
         if all_zooms:
             options["confirmable_only"] = False
+        if max_scan_share is not None:
+            options["max_scan_share"] = max_scan_share
         if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
             options["zooms_per_mp"] = zooms_per_mp
             if max_zooms is not None:
