@@ -64,6 +64,7 @@ from qprobe.backends.classic.scan import (
     block_features,
     context_features,
     image_relative,
+    logit_of,
     probabilities,
     scan_logits,
 )
@@ -142,7 +143,7 @@ class ClassicPolicy:
             prob = np.zeros(scan.shape, dtype=np.float32)
         else:
             logit = scan_logits(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
-            self.scan_share = float(np.mean(logit > _logit(m.scan_threshold))) if logit.size else 0.0
+            self.scan_share = float(np.mean(logit > logit_of(m.scan_threshold))) if logit.size else 0.0
             # a photo whose scan fires nearly everywhere (its own grain, compression, texture): only the
             # blocks that stand out from the rest of it count as evidence, for the zooms and the agreement
             logit, self.scan_shift = image_relative(logit, m.scan_threshold, self.max_scan_share)
@@ -363,10 +364,6 @@ class ClassicPolicy:
             }
         }
         return Answer(score, tuple(defects), tuple(reasons), extra=extra)
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1.0 - p)))
 
 
 def _key(pixels: np.ndarray) -> tuple[Any, ...]:

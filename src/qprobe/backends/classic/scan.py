@@ -264,8 +264,13 @@ def scan_logits(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None 
     return logit.reshape(ctx.shape[:2])
 
 
+def logit_of(p: float) -> float:
+    """The logit of probability ``p`` (a threshold on the scan map, in logit units)."""
+    return float(np.log(p / (1.0 - p)))
+
+
 def image_relative(logit: np.ndarray, threshold: float, max_share: float | None) -> tuple[np.ndarray, float]:
-    """``logit`` lowered so that at most ``max_share`` of the image's blocks lie above ``threshold``; and by how much.
+    """``logit`` lowered until at most ``max_share`` of the blocks lie above ``threshold``; and by how much.
 
     Local damage is what stands out from the rest of its photo. Where the
     scan fires on more than ``max_share`` of an image (a photo's own sensor
@@ -280,10 +285,9 @@ def image_relative(logit: np.ndarray, threshold: float, max_share: float | None)
     """
     if max_share is None or max_share >= 1.0 or logit.size == 0:
         return logit, 0.0
-    if not 0.0 < max_share:
+    if max_share <= 0.0:
         raise ValueError(f"max_share must be in (0, 1], got {max_share}")
-    level = float(np.quantile(logit, 1.0 - max_share))
-    excess = level - float(np.log(threshold / (1.0 - threshold)))
+    excess = float(np.quantile(logit, 1.0 - max_share)) - logit_of(threshold)
     if excess <= 0.0:
         return logit, 0.0
     return logit - excess, excess
