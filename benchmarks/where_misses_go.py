@@ -70,20 +70,14 @@ def _head_peak(maps: np.ndarray, crop: Any, truth: Any, n_classes: int) -> float
 
 def misses(model: Any, eps: list[Any], rows: list[Any]) -> tuple[int, list[dict[str, Any]]]:
     """(defects, one record per missed defect) of recorded ``eps`` replayed at ``model``'s operating point."""
-    from qprobe.backends.classic.policy import ClassicPolicy
     from qprobe.backends.classic.proposals import box_cells
+    from qprobe.train_classic.calibrate import replay_episode
 
     n_classes = len(model.classes)
     agree = float(getattr(model, "agree_threshold", model.scan_threshold))
     total, out = 0, []
     for ep, row in zip(eps, rows, strict=True):
-        pol = ClassicPolicy.from_record(model, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
-        made = []
-        for maps, box in ep.crops:
-            if pol.can_confirm(box):  # the zooms the live policy makes (confirmable_only)
-                made.append((maps, box))
-                pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))
-        answer = pol.answer()
+        answer, made = replay_episode(model, ep)  # the zooms the live policy makes (confirmable_only)
         for truth, label in zip(ep.truth, row.defects, strict=True):
             total += 1
             best = max((d.bbox.iou(truth) for d in answer.defects), default=0.0)

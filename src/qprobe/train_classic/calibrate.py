@@ -140,6 +140,25 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
     return out
 
 
+def replay_episode(
+    model: Any, ep: Episode, confirmable_only: bool = True
+) -> tuple[Any, list[tuple[np.ndarray, Box]]]:
+    """``model``'s answer to one recorded episode at its current operating point, and the crops it made.
+
+    With ``confirmable_only`` (the backend's default) a recorded crop in which no
+    scan block passes the agreement threshold is left out, as the live policy
+    would not have made that zoom.
+    """
+    pol = ClassicPolicy.from_record(model, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
+    made = []
+    for maps, box in ep.crops:
+        if confirmable_only and not pol.can_confirm(box):
+            continue
+        made.append((maps, box))
+        pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))
+    return pol.answer(), made
+
+
 def replay(
     model: Any, episodes: Sequence[Episode], iou: float = 0.3, confirmable_only: bool = True
 ) -> dict[str, float]:
@@ -156,12 +175,7 @@ def replay(
     fp: dict[str, list[int]] = {"clean": [], "dof": []}  # false boxes per negative image
     scores, mos = [], []
     for ep in episodes:
-        pol = ClassicPolicy.from_record(model, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
-        for maps, box in ep.crops:
-            if confirmable_only and not pol.can_confirm(box):
-                continue
-            pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))
-        ans = pol.answer()
+        ans, _ = replay_episode(model, ep, confirmable_only)
         for t in ep.truth:
             n_truth += 1
             hits += any(d.bbox.iou(t) >= iou for d in ans.defects)
@@ -265,4 +279,4 @@ def calibrate(model: Any, episodes: Sequence[Episode], config: CalibrationConfig
     }
 
 
-__all__ = ["CalibrationConfig", "Episode", "calibrate", "choose", "fp_upper_bound", "record", "replay"]
+__all__ = ["CalibrationConfig", "Episode", "calibrate", "choose", "fp_upper_bound", "record", "replay", "replay_episode"]
