@@ -189,3 +189,48 @@ def test_misses_are_put_in_the_first_stage_that_lost_them() -> None:
         ("jpeg", "zoomed, head silent"), ("haze", "never, scan above"), ("jpeg", "never, scan below")
     ]
     assert missed[0]["covered"] == 1.0 and missed[0]["head"] < 0.99 and missed[2]["scan"] == 0.0
+
+
+def test_relative_head_drops_a_box_only_where_its_type_fires_elsewhere_in_the_photo() -> None:
+    from qprobe.types import Defect
+
+    rr = _script("replay_relative_head")
+    classes = ["clean", "ringing", "jpeg"]
+    quiet = np.zeros((4, 8, 8), dtype=np.float32)  # clean, ringing, jpeg, severity: every cell clean
+    quiet[0] = 6.0
+    hit = quiet.copy()
+    hit[0, :2, :2], hit[1, :2, :2] = 0.0, 8.0  # ringing in the top-left 2 x 2 cells (32 px) of the first zoom
+    box_a, box_b = Box(0, 0, 128, 128), Box(512, 0, 640, 128)
+    ring = Defect(Box(0, 0, 32, 32), "ringing", 3, 0.99)
+
+    cells = rr.crop_cells([(hit, box_a), (quiet, box_b)], len(classes))
+    assert cells is not None and len(cells[0]) == 128
+    assert rr.type_share(cells, [ring.bbox], 1, 0.5) == 0.0  # its own cells do not count against it
+    assert rr.relative_keep([ring], cells, classes, 0.5, 0.02) == [ring]
+
+    # the second zoom shows ringing on a quarter of its cells: 16 of the 124 cells outside the box
+    halo = quiet.copy()
+    halo[0, 4:, 4:], halo[1, 4:, 4:] = 0.0, 8.0
+    cells = rr.crop_cells([(hit, box_a), (halo, box_b)], len(classes))
+    assert math.isclose(rr.type_share(cells, [ring.bbox], 1, 0.5), 16 / 124)
+    assert rr.type_share(cells, [ring.bbox], 2, 0.5) == 0.0  # as jpeg, nothing fires
+    assert rr.relative_keep([ring], cells, classes, 0.5, 0.02) == []
+    assert rr.relative_keep([ring], cells, classes, 0.5, 0.2) == [ring]  # under tau
+    assert rr.relative_keep([ring], cells, classes, 0.5, 0.02, types={"jpeg"}) == [ring]  # ringing not judged
+    assert rr.relative_keep([ring], None, classes, 0.5, 0.02) == [ring]  # no zoom made: nothing to compare
+
+
+def test_head_mining_picks_the_pool_crops_where_the_head_fires() -> None:
+    hm = _script("eval_head_mining")
+    p_def = np.zeros((6, 6))
+    p_def[0, :3] = 0.95  # three cells in a row
+    p_def[1, 3] = 0.95  # diagonal to the row's end: the same 8-connected component
+    p_def[5, 5] = 0.999  # alone
+    assert hm.largest_component(p_def, 0.9) == 4
+    assert hm.largest_component(p_def, 0.99) == 1
+    assert hm.largest_component(p_def, 0.9995) == 0
+    stats = [{"largest": {"0.9": c}} for c in (0, 4, 3, 8)]
+    assert hm.hard_indices(stats, 0.9, 4) == [1, 3]
+    picked = hm.control_indices(100, 7)
+    assert picked == sorted(set(picked)) and len(picked) == 7 and max(picked) < 100
+    assert hm.control_indices(100, 7) == picked  # seeded: the same control every run
