@@ -63,6 +63,14 @@ def fresh_head_network(shipped: Any, adapt: int, seed: int) -> Any:
     return net.eval()
 
 
+def head_state(shipped: Any, net: Any) -> dict[str, Any]:
+    """The ``shipped`` weights' state with ``net``'s defect head (and adapted tap blocks, if any) in it."""
+    state = dict(shipped.state_dict)
+    head = ("defect.", "defect_adapt.")
+    state.update({k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(head)})
+    return state
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench", nargs="+", type=Path)
@@ -118,8 +126,7 @@ def main() -> None:
             cfg = det.DetectorTrainConfig(adapt=args.adapt if variant == "adapted" else 0, epochs=args.epochs, seed=seed)
             det.train_head(net, samples, cfg, print)
             threshold, min_cells, stats = det.choose_threshold(net, check, cfg.max_fp_per_crop)
-            sd = dict(shipped.state_dict)
-            sd.update({k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(("defect.", "defect_adapt."))})
+            sd = head_state(shipped, net)
             # the shipped weights' calibrated point as it is in the file, and the head's own rule threshold
             points = {"shipped": {}, "rule": {"threshold": threshold, "min_cells": min_cells}}
             for point, detector in points.items():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_head_adapt import fresh_head_network  # noqa: E402
+from eval_head_adapt import fresh_head_network, head_state  # noqa: E402
 from replay_type_cuts import episodes, replay_row, two_pass  # noqa: E402
 
 DETAIL_LOSS = ["haze", "gaussian_blur", "motion_blur", "smear"]
@@ -53,8 +53,7 @@ def train(variant: str, out: Path, seed: int, epochs: int, photos: str, clive: s
     files = sorted(p for p in Path(photos).iterdir() if p.is_file())
     samples, _, _ = _head_crops(tcfg, net, files, print)
     det.train_head(net, samples, det.DetectorTrainConfig(epochs=epochs, seed=seed), print)
-    state = dict(shipped.state_dict)
-    state.update({k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith("defect.")})
+    state = head_state(shipped, net)
     meta = {**shipped.meta, "head_grain_experiment": {"variant": variant, "seed": seed}}
     save_weights(dataclasses.replace(shipped, state_dict=state, meta=meta), path)
     return path

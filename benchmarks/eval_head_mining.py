@@ -35,8 +35,9 @@ import dataclasses
 import json
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,9 @@ def _cached(path: Path, make: Any) -> Any:
     return value
 
 
-def negative_pool(net: Any, photos: Sequence[Path], clive: str, per_photo: int, per_clive: int, seed: int) -> list[Any]:
+def negative_pool(
+    net: Any, photos: Sequence[Path], clive: str, per_photo: int, per_clive: int, seed: int
+) -> list[Any]:
     """Clean and depth-of-field crops only, synthesized as the training crops are (step 2)."""
     from qprobe.train_classic import synth
     from qprobe.train_classic.clive import read_clive
@@ -84,11 +87,20 @@ def negative_pool(net: Any, photos: Sequence[Path], clive: str, per_photo: int, 
     maker = synth.CropMaker(net, list(net.config.classes), d.visible_delta, d.max_crop_side, FEATHER_FRAC)
     rng = np.random.default_rng(seed)
     pool = synth.photo_crops(
-        maker, photos, per_photo, rng, kind_p=(0.0, 0.5, 0.5, 0.0), recompress_share=d.recompress,
-        zoom_side=d.zoom_side, view_long_side=d.view_long_side, log=print,
+        maker,
+        photos,
+        per_photo,
+        rng,
+        kind_p=(0.0, 0.5, 0.5, 0.0),
+        recompress_share=d.recompress,
+        zoom_side=d.zoom_side,
+        view_long_side=d.view_long_side,
+        log=print,
     )
     rows = read_clive(clive)
-    train = [Path(r.path) for i, r in enumerate(rows) if i % d.clive_holdout_every != 0]  # as _head_crops keeps out
+    train = [
+        Path(r.path) for i, r in enumerate(rows) if i % d.clive_holdout_every != 0
+    ]  # as _head_crops keeps out
     return pool + synth.clive_crops(maker, train, per_clive, rng, kind_p=(0.0, 0.6, 0.4, 0.0), log=print)
 
 
@@ -115,7 +127,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--variant", choices=["mined", "control"], required=True)
-    ap.add_argument("--hard", default="0.9/4", help="p/cells: a pool crop is hard where the shipped head has such a component")
+    ap.add_argument(
+        "--hard",
+        default="0.9/4",
+        help="p/cells: a pool crop is hard where the shipped head has such a component",
+    )
     ap.add_argument("--dup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=8)
@@ -129,8 +145,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from eval_head_adapt import fresh_head_network, head_state
 
-    from eval_head_adapt import fresh_head_network
     from qprobe.backends.classic.weights import load_weights, save_weights
     from qprobe.train_classic import detector as det
     from qprobe.train_classic.run import TrainClassicConfig, _head_crops
@@ -144,7 +160,9 @@ def main() -> None:
     samples, _ = _cached(args.out / "crops.pkl", lambda: _head_crops(tcfg, tap_net, photos, print)[:2])
     pool = _cached(
         args.out / "pool.pkl",
-        lambda: negative_pool(tap_net, photos, args.clive, args.pool_per_photo, args.pool_per_clive, args.pool_seed),
+        lambda: negative_pool(
+            tap_net, photos, args.clive, args.pool_per_photo, args.pool_per_clive, args.pool_seed
+        ),
     )
     stats_file = args.out / "poolstats.json"
     if not stats_file.is_file():
@@ -154,17 +172,29 @@ def main() -> None:
     hard = hard_indices(stats, float(p), int(cells))
     idx = hard if args.variant == "mined" else control_indices(len(pool), len(hard))
     kinds = [stats[i]["kind"] for i in idx]
-    print(f"{args.variant}: {len(idx)} extra negatives of {len(pool)} ({kinds.count('dof')} depth of field) "
-          f"x {args.dup} on {len(samples)} training crops", flush=True)
+    print(
+        f"{args.variant}: {len(idx)} extra negatives of {len(pool)} ({kinds.count('dof')} depth of field) "
+        f"x {args.dup} on {len(samples)} training crops",
+        flush=True,
+    )
 
     path = args.out / f"{args.variant}.pt"
     if not path.is_file():
         net = fresh_head_network(shipped, 0, args.seed)
         extra = [pool[i] for i in idx] * args.dup
-        det.train_head(net, list(samples) + extra, det.DetectorTrainConfig(epochs=args.epochs, seed=args.seed), print)
-        state = dict(shipped.state_dict)
-        state.update({k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith("defect.")})
-        meta = {**shipped.meta, "head_mining_experiment": {"variant": args.variant, "hard": args.hard, "extra": len(idx), "dup": args.dup}}
+        det.train_head(
+            net, list(samples) + extra, det.DetectorTrainConfig(epochs=args.epochs, seed=args.seed), print
+        )
+        state = head_state(shipped, net)
+        meta = {
+            **shipped.meta,
+            "head_mining_experiment": {
+                "variant": args.variant,
+                "hard": args.hard,
+                "extra": len(idx),
+                "dup": args.dup,
+            },
+        }
         save_weights(dataclasses.replace(shipped, state_dict=state, meta=meta), path)
     if args.calibration_bench is None:
         return
@@ -173,12 +203,23 @@ def main() -> None:
     from qprobe.train_classic import calibrate as cal
 
     backend = ClassicBackend(weights=str(path), threads=args.threads)
-    result = cal.calibrate(backend.model, cal.record(backend, load_dataset("qprobe-bench", args.calibration_bench)), cal.CalibrationConfig())
+    result = cal.calibrate(
+        backend.model,
+        cal.record(backend, load_dataset("qprobe-bench", args.calibration_bench)),
+        cal.CalibrationConfig(),
+    )
     chosen, before = result["chosen"], result["before"]
-    print(f"{args.variant}: calibrated {json.dumps(chosen)}; at the shipped point {json.dumps(before)}", flush=True)
+    print(
+        f"{args.variant}: calibrated {json.dumps(chosen)}; at the shipped point {json.dumps(before)}",
+        flush=True,
+    )
     point = chosen or {k: before[k] for k in ("threshold", "min_cells", "agree_threshold")}
     w = load_weights(path)
-    w.detector = {**w.detector, **{k: point[k] for k in ("threshold", "min_cells", "agree_threshold")}, "grow": float(result["grow"]["chosen"])}
+    w.detector = {
+        **w.detector,
+        **{k: point[k] for k in ("threshold", "min_cells", "agree_threshold")},
+        "grow": float(result["grow"]["chosen"]),
+    }
     save_weights(w, args.out / f"{args.variant}_cal.pt")
 
 

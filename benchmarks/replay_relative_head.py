@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_type_cuts import episodes  # noqa: E402
 
 Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""Every made zoom's cells: centre x, centre y (original pixels), P(defect), most probable defect class index."""
+"""Every made zoom's cells: centre x, y (original pixels), P(defect), most probable defect class index."""
 
 
 def crop_cells(made: Sequence[tuple[np.ndarray, Any]], n_classes: int) -> Cells | None:
@@ -59,7 +60,7 @@ def crop_cells(made: Sequence[tuple[np.ndarray, Any]], n_classes: int) -> Cells 
 
 
 def type_share(cells: Cells, boxes: Sequence[Any], kind: int, cref: float) -> float:
-    """Share of the cells outside every box in ``boxes`` that fire (P(defect) > ``cref``) as class ``kind``."""
+    """Share of the cells outside all ``boxes`` that fire (P(defect) > ``cref``) as class ``kind``."""
     x, y, p, t = cells
     inside = np.zeros(len(x), dtype=bool)
     for b in boxes:
@@ -69,21 +70,28 @@ def type_share(cells: Cells, boxes: Sequence[Any], kind: int, cref: float) -> fl
 
 
 def relative_keep(
-    defects: Sequence[Any], cells: Cells | None, classes: Sequence[str], cref: float, tau: float,
+    defects: Sequence[Any],
+    cells: Cells | None,
+    classes: Sequence[str],
+    cref: float,
+    tau: float,
     types: set[str] | None = None,
 ) -> list[Any]:
-    """The ``defects`` that stand out: their type fires on at most ``tau`` of the cells outside all of them."""
+    """The ``defects`` that stand out: their type fires on at most ``tau`` of the cells outside them all."""
     if cells is None:
         return list(defects)
     boxes = [d.bbox for d in defects]
     return [
         d
         for d in defects
-        if (types is not None and d.type not in types) or type_share(cells, boxes, list(classes).index(d.type), cref) <= tau
+        if (types is not None and d.type not in types)
+        or type_share(cells, boxes, list(classes).index(d.type), cref) <= tau
     ]
 
 
-def tally(model: Any, eps: Sequence[Any], rules: Sequence[tuple[float, float] | None], types: set[str] | None) -> list[tuple[float, float, float]]:
+def tally(
+    model: Any, eps: Sequence[Any], rules: Sequence[tuple[float, float] | None], types: set[str] | None
+) -> list[tuple[float, float, float]]:
     """(recall, false boxes per clean, per DoF image) of each rule (``None``: no check) on one benchmark."""
     from qprobe.train_classic.calibrate import replay_episode
 
@@ -94,14 +102,22 @@ def tally(model: Any, eps: Sequence[Any], rules: Sequence[tuple[float, float] | 
         cells = crop_cells(made, len(model.classes))
         n_truth += len(ep.truth)
         for i, rule in enumerate(rules):
-            kept = list(ans.defects) if rule is None else relative_keep(ans.defects, cells, model.classes, *rule, types)
+            kept = (
+                list(ans.defects)
+                if rule is None
+                else relative_keep(ans.defects, cells, model.classes, *rule, types)
+            )
             hits[i] += sum(any(d.bbox.iou(t) >= 0.3 for d in kept) for t in ep.truth)
             if ep.kind == "clean":
                 fp_clean[i].append(len(kept))
             elif ep.kind == "dof":
                 fp_dof[i].append(len(kept))
     return [
-        (hits[i] / max(n_truth, 1), float(np.mean(fp_clean[i])) if fp_clean[i] else 0.0, float(np.mean(fp_dof[i])) if fp_dof[i] else 0.0)
+        (
+            hits[i] / max(n_truth, 1),
+            float(np.mean(fp_clean[i])) if fp_clean[i] else 0.0,
+            float(np.mean(fp_dof[i])) if fp_dof[i] else 0.0,
+        )
         for i in range(len(rules))
     ]
 
@@ -111,7 +127,9 @@ def main() -> None:
     ap.add_argument("bench", type=Path, nargs="+")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--points", default="", help="threshold/min_cells, comma-separated (default: the weights' own)")
+    ap.add_argument(
+        "--points", default="", help="threshold/min_cells, comma-separated (default: the weights' own)"
+    )
     ap.add_argument("--cref", default="0.5,0.9")
     ap.add_argument("--tau", default="0.01,0.02,0.05")
     ap.add_argument("--types", default="", help="judge only boxes of these types (default: every type)")
@@ -143,7 +161,9 @@ def main() -> None:
             cells = []
             for b, rows in res.items():
                 r, fc, fd = rows[i]
-                cells.append(f"{b}: {r:.3f} {fc:.2f}/{fd:.2f}" + ("" if i == 0 else f" (Δ {r - rows[0][0]:+.3f})"))
+                cells.append(
+                    f"{b}: {r:.3f} {fc:.2f}/{fd:.2f}" + ("" if i == 0 else f" (Δ {r - rows[0][0]:+.3f})")
+                )
             print(f"{name:8s} {label:22s} | " + " | ".join(cells), flush=True)
 
 
