@@ -1,9 +1,9 @@
-"""Hard-negative mining for the defect head, against a control with as many random negatives (stop 30).
+"""Extra crops for the defect head: mined negatives, a random control, sharpened photos (stop 30).
 
-    python benchmarks/eval_head_mining.py --out runs/head_mining --variant mined|control
+    python benchmarks/eval_head_mining.py --out runs/head_mining --variant mined|control|sharpened
         [--hard 0.9/4] [--dup 2] [--seed 0] [--threads 1] [--calibration-bench BENCH]
-        [--pool-per-photo 300] [--pool-per-clive 2] [--photos ../shared/data/photos/images]
-        [--clive ../shared/data/clive]
+        [--pool-per-photo 300] [--pool-per-clive 2] [--sharpened-per-photo 120]
+        [--photos ../shared/data/photos/images] [--clive ../shared/data/clive]
 
 Then evaluate each calibrated head as the README's rows are measured:
 ``python benchmarks/eval_classic_bench.py BENCH --weights OUT/mined_cal.pt``.
@@ -12,18 +12,21 @@ Steps, each kept under ``--out`` for the next run:
 
 1. the head's training crops exactly as ``qprobe train classic`` synthesizes
    them (``run._head_crops``, seed 0), on the shipped frozen tap;
-2. a pool of negative crops only (clean and depth-of-field windows of the
+2. (mined, control) a pool of negative crops only (clean and depth-of-field windows of the
    training photos, clean and defocused CLIVE training photos; another seed);
-3. the shipped head on every pool crop: its largest component at several
+3. (mined, control) the shipped head on every pool crop: its largest component at several
    probabilities (``poolstats.json``);
 4. a fresh head (``--seed``) trained on the crops plus ``--dup`` copies of the
-   extra negatives: ``mined`` takes the pool crops where the shipped head
+   extra crops: ``mined`` takes the pool crops where the shipped head
    has a component of at least ``cells`` cells above ``p`` (``--hard
-   p/cells``), ``control`` as many pool crops drawn at random;
+   p/cells``), ``control`` as many pool crops drawn at random, ``sharpened``
+   crops of the training photos each sharpened as a whole (:func:`sharpen`;
+   camera sharpening all over a photo is not a local defect), half of them
+   with a local degradation on top (stop 30 used ``--dup 1``);
 5. its operating point chosen on ``--calibration-bench`` by the calibrate
    stage's rule (``train_classic.calibrate``), written as ``VARIANT_cal.pt``.
 
-Cost on 2 cores: crops ≈ 7 min and pool ≈ 3 min (both threads), training
+Cost on 2 cores: crops ≈ 7 min, pool ≈ 3 min, sharpened crops ≈ 2 min (both threads), training
 ≈ 16 min and calibration ≈ 2 min per head (one thread each; run the two
 variants side by side).
 """
@@ -104,6 +107,51 @@ def negative_pool(
     return pool + synth.clive_crops(maker, train, per_clive, rng, kind_p=(0.0, 0.6, 0.4, 0.0), log=print)
 
 
+def sharpen(rgb: np.ndarray, amount: float, radius: float) -> np.ndarray:
+    """An unsharp mask over the whole image (the ``ringing`` degradation's formula, applied everywhere)."""
+    from scipy import ndimage
+
+    a = rgb.astype(np.float32)
+    low = ndimage.gaussian_filter(a, sigma=(radius, radius, 0), mode="reflect", truncate=3.0)
+    return np.clip(np.rint(a + amount * (a - low)), 0, 255).astype(np.uint8)
+
+
+def sharpened_crops(net: Any, photos: Sequence[Path], folder: Path, per_photo: int, seed: int) -> list[Any]:
+    """Training crops of the photos, each photo sharpened as a whole first.
+
+    Each photo gets its own gain U(0.5, 1.5) and radius U(0.8, 2.0) px (the
+    benchmark's ``ringing`` at severity 1 is gain 1.0, radius 1.5): a photo
+    sharpened all over like a camera does is clean, only a region sharpened
+    apart from the rest is a defect. Crops are drawn as the training crops
+    are (half with a local degradation on top, none recompressed).
+    """
+    from qprobe.io import load_rgb, save_image
+    from qprobe.train_classic import synth
+    from qprobe.train_classic.detector import FEATHER_FRAC, DetectorTrainConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for photo in photos:
+        amount, radius = rng.uniform(0.5, 1.5), rng.uniform(0.8, 2.0)
+        path = folder / f"{photo.stem}.png"
+        save_image(path, sharpen(load_rgb(photo), amount, radius))
+        paths.append(path)
+    d = DetectorTrainConfig()
+    maker = synth.CropMaker(net, list(net.config.classes), d.visible_delta, d.max_crop_side, FEATHER_FRAC)
+    return synth.photo_crops(
+        maker,
+        paths,
+        per_photo,
+        rng,
+        kind_p=(0.5, 0.3, 0.2, 0.0),
+        recompress_share=0.0,
+        zoom_side=d.zoom_side,
+        view_long_side=d.view_long_side,
+        log=print,
+    )
+
+
 def pool_stats(weights: Any, pool: Sequence[Any]) -> list[dict[str, Any]]:
     """The shipped head on every pool crop (step 3)."""
     import torch
@@ -126,7 +174,7 @@ def pool_stats(weights: Any, pool: Sequence[Any]) -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--variant", choices=["mined", "control"], required=True)
+    ap.add_argument("--variant", choices=["mined", "control", "sharpened"], required=True)
     ap.add_argument(
         "--hard",
         default="0.9/4",
@@ -139,6 +187,8 @@ def main() -> None:
     ap.add_argument("--pool-per-photo", type=int, default=300)
     ap.add_argument("--pool-per-clive", type=int, default=2)
     ap.add_argument("--pool-seed", type=int, default=1001)
+    ap.add_argument("--sharpened-per-photo", type=int, default=120)
+    ap.add_argument("--sharpened-seed", type=int, default=2024)
     ap.add_argument("--calibration-bench", type=Path, default=None)
     ap.add_argument("--photos", default="../shared/data/photos/images")
     ap.add_argument("--clive", default="../shared/data/clive")
@@ -158,32 +208,41 @@ def main() -> None:
     tap_net = fresh_head_network(shipped, 0, 0)  # the shipped frozen tap: the crops' cached input
     tcfg = TrainClassicConfig(photos=args.photos, clive=args.clive)
     samples, _ = _cached(args.out / "crops.pkl", lambda: _head_crops(tcfg, tap_net, photos, print)[:2])
-    pool = _cached(
-        args.out / "pool.pkl",
-        lambda: negative_pool(
-            tap_net, photos, args.clive, args.pool_per_photo, args.pool_per_clive, args.pool_seed
-        ),
-    )
-    stats_file = args.out / "poolstats.json"
-    if not stats_file.is_file():
-        stats_file.write_text(json.dumps(pool_stats(shipped, pool)))
-    stats = json.loads(stats_file.read_text())
-    p, cells = args.hard.split("/")
-    hard = hard_indices(stats, float(p), int(cells))
-    idx = hard if args.variant == "mined" else control_indices(len(pool), len(hard))
-    kinds = [stats[i]["kind"] for i in idx]
-    print(
-        f"{args.variant}: {len(idx)} extra negatives of {len(pool)} ({kinds.count('dof')} depth of field) "
-        f"x {args.dup} on {len(samples)} training crops",
-        flush=True,
-    )
+    if args.variant == "sharpened":
+        extra = _cached(
+            args.out / "sharpened.pkl",
+            lambda: sharpened_crops(
+                tap_net, photos, args.out / "sharpened", args.sharpened_per_photo, args.sharpened_seed
+            ),
+        )
+        what = f"{len(extra)} crops of sharpened photos ({sum(c.negative for c in extra)} without a defect)"
+    else:
+        pool = _cached(
+            args.out / "pool.pkl",
+            lambda: negative_pool(
+                tap_net, photos, args.clive, args.pool_per_photo, args.pool_per_clive, args.pool_seed
+            ),
+        )
+        stats_file = args.out / "poolstats.json"
+        if not stats_file.is_file():
+            stats_file.write_text(json.dumps(pool_stats(shipped, pool)))
+        stats = json.loads(stats_file.read_text())
+        p, cells = args.hard.split("/")
+        hard = hard_indices(stats, float(p), int(cells))
+        idx = hard if args.variant == "mined" else control_indices(len(pool), len(hard))
+        extra = [pool[i] for i in idx]
+        kinds = [stats[i]["kind"] for i in idx]
+        what = f"{len(idx)} extra negatives of {len(pool)} ({kinds.count('dof')} depth of field)"
+    print(f"{args.variant}: {what} x {args.dup} on {len(samples)} training crops", flush=True)
 
     path = args.out / f"{args.variant}.pt"
     if not path.is_file():
         net = fresh_head_network(shipped, 0, args.seed)
-        extra = [pool[i] for i in idx] * args.dup
         det.train_head(
-            net, list(samples) + extra, det.DetectorTrainConfig(epochs=args.epochs, seed=args.seed), print
+            net,
+            list(samples) + list(extra) * args.dup,
+            det.DetectorTrainConfig(epochs=args.epochs, seed=args.seed),
+            print,
         )
         state = head_state(shipped, net)
         meta = {
@@ -191,7 +250,7 @@ def main() -> None:
             "head_mining_experiment": {
                 "variant": args.variant,
                 "hard": args.hard,
-                "extra": len(idx),
+                "extra": len(extra),
                 "dup": args.dup,
             },
         }

@@ -234,3 +234,14 @@ def test_head_mining_picks_the_pool_crops_where_the_head_fires() -> None:
     picked = hm.control_indices(100, 7)
     assert picked == sorted(set(picked)) and len(picked) == 7 and max(picked) < 100
     assert hm.control_indices(100, 7) == picked  # seeded: the same control every run
+
+
+def test_a_whole_photo_sharpened_keeps_flat_areas_and_overshoots_at_edges() -> None:
+    hm = _script("eval_head_mining")
+    img = np.full((32, 32, 3), 100, dtype=np.uint8)
+    img[:, 16:] = 160  # one vertical edge
+    out = hm.sharpen(img, 1.0, 1.5)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    assert (out[:, :8] == 100).all() and (out[:, 24:] == 160).all()  # far from the edge: unchanged
+    assert out[:, 15].max() < 100 < 160 < out[:, 16].min()  # halos: darker before the edge, brighter after
+    assert (hm.sharpen(img, 0.0, 1.5) == img).all()
