@@ -101,19 +101,18 @@ def negative_pool(
         log=print,
     )
     rows = read_clive(clive)
-    train = [
-        Path(r.path) for i, r in enumerate(rows) if i % d.clive_holdout_every != 0
-    ]  # as _head_crops keeps out
+    # every clive_holdout_every-th photo is kept out, as _head_crops keeps it out of training
+    train = [Path(r.path) for i, r in enumerate(rows) if i % d.clive_holdout_every != 0]
     return pool + synth.clive_crops(maker, train, per_clive, rng, kind_p=(0.0, 0.6, 0.4, 0.0), log=print)
 
 
 def sharpen(rgb: np.ndarray, amount: float, radius: float) -> np.ndarray:
-    """An unsharp mask over the whole image (the ``ringing`` degradation's formula, applied everywhere)."""
-    from scipy import ndimage
+    """The benchmark's ``ringing`` (unsharp mask), gain ``amount`` and sigma ``radius``, on the whole image."""
+    from qprobe.bench.degradations.ringing import Ringing
 
-    a = rgb.astype(np.float32)
-    low = ndimage.gaussian_filter(a, sigma=(radius, radius, 0), mode="reflect", truncate=3.0)
-    return np.clip(np.rint(a + amount * (a - low)), 0, 255).astype(np.uint8)
+    mask = Ringing(amount=(amount,) * 5, radius=(radius,) * 5)  # one setting for every severity
+    out = mask.apply(rgb.astype(np.float32), 1, np.random.default_rng(0))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def sharpened_crops(net: Any, photos: Sequence[Path], folder: Path, per_photo: int, seed: int) -> list[Any]:
