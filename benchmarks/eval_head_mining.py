@@ -107,7 +107,7 @@ def negative_pool(
 
 
 def sharpen(rgb: np.ndarray, amount: float, radius: float) -> np.ndarray:
-    """The benchmark's ``ringing`` (unsharp mask), gain ``amount`` and sigma ``radius``, on the whole image."""
+    """The benchmark's ``ringing`` (unsharp mask), gain ``amount`` and sigma ``radius``, everywhere."""
     from qprobe.bench.degradations.ringing import Ringing
 
     mask = Ringing(amount=(amount,) * 5, radius=(radius,) * 5)  # one setting for every severity
