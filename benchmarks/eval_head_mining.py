@@ -6,7 +6,7 @@
         [--photos ../shared/data/photos/images] [--clive ../shared/data/clive]
 
 Then evaluate each calibrated head as the README's rows are measured:
-``python benchmarks/eval_classic_bench.py BENCH --weights OUT/mined_cal.pt``.
+``python benchmarks/eval_classic_bench.py BENCH --weights OUT/mined_s0_cal.pt``.
 
 Steps, each kept under ``--out`` for the next run:
 
@@ -24,7 +24,7 @@ Steps, each kept under ``--out`` for the next run:
    camera sharpening all over a photo is not a local defect), half of them
    with a local degradation on top (stop 30 used ``--dup 1``);
 5. its operating point chosen on ``--calibration-bench`` by the calibrate
-   stage's rule (``train_classic.calibrate``), written as ``VARIANT_cal.pt``.
+   stage's rule (``train_classic.calibrate``), written as ``VARIANT_sSEED_cal.pt``.
 
 Cost on 2 cores: crops ≈ 7 min, pool ≈ 3 min, sharpened crops ≈ 2 min (both threads), training
 ≈ 16 min and calibration ≈ 2 min per head (one thread each; run the two
@@ -234,7 +234,8 @@ def main() -> None:
         what = f"{len(idx)} extra negatives of {len(pool)} ({kinds.count('dof')} depth of field)"
     print(f"{args.variant}: {what} x {args.dup} on {len(samples)} training crops", flush=True)
 
-    path = args.out / f"{args.variant}.pt"
+    name = f"{args.variant}_s{args.seed}"  # one head per variant and seed
+    path = args.out / f"{name}.pt"
     if not path.is_file():
         net = fresh_head_network(shipped, 0, args.seed)
         det.train_head(
@@ -248,6 +249,7 @@ def main() -> None:
             **shipped.meta,
             "head_mining_experiment": {
                 "variant": args.variant,
+                "seed": args.seed,
                 "hard": args.hard,
                 "extra": len(extra),
                 "dup": args.dup,
@@ -278,7 +280,7 @@ def main() -> None:
         **{k: point[k] for k in ("threshold", "min_cells", "agree_threshold")},
         "grow": float(result["grow"]["chosen"]),
     }
-    save_weights(w, args.out / f"{args.variant}_cal.pt")
+    save_weights(w, args.out / f"{name}_cal.pt")
 
 
 if __name__ == "__main__":
