@@ -59,13 +59,21 @@ def crop_cells(made: Sequence[tuple[np.ndarray, Any]], n_classes: int) -> Cells 
     return x, y, p, t
 
 
-def type_share(cells: Cells, boxes: Sequence[Any], kind: int, cref: float) -> float:
-    """Share of the cells outside all ``boxes`` that fire (P(defect) > ``cref``) as class ``kind``."""
-    x, y, p, t = cells
+def outside(cells: Cells, boxes: Sequence[Any]) -> np.ndarray:
+    """Which cells lie outside every box in ``boxes``."""
+    x, y, _, _ = cells
     inside = np.zeros(len(x), dtype=bool)
     for b in boxes:
         inside |= (x >= b.x1) & (x < b.x2) & (y >= b.y1) & (y < b.y2)
-    ref = ~inside
+    return ~inside
+
+
+def type_share(
+    cells: Cells, boxes: Sequence[Any], kind: int, cref: float, ref: np.ndarray | None = None
+) -> float:
+    """Share of the cells outside all ``boxes`` (or ``ref``) firing (P > ``cref``) as class ``kind``."""
+    _, _, p, t = cells
+    ref = outside(cells, boxes) if ref is None else ref
     return float(np.mean((p[ref] > cref) & (t[ref] == kind))) if ref.any() else 0.0
 
 
@@ -81,11 +89,12 @@ def relative_keep(
     if cells is None:
         return list(defects)
     boxes = [d.bbox for d in defects]
+    ref = outside(cells, boxes)  # the same reference cells for every defect of the answer
     return [
         d
         for d in defects
         if (types is not None and d.type not in types)
-        or type_share(cells, boxes, list(classes).index(d.type), cref) <= tau
+        or type_share(cells, boxes, list(classes).index(d.type), cref, ref) <= tau
     ]
 
 
