@@ -1,7 +1,7 @@
 """Speed and memory of `qprobe score` against decoding the same file, in one run.
 
     python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2] [--engine auto]
-        [--image PHOTO.jpg ...]
+        [--image PHOTO.jpg ...] [--baseline-set KEY=VALUE ...]
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
@@ -15,6 +15,10 @@ interleaved in the same runs; for a 50 MP JPEG: the peak resident memory of a pr
 scores it and of one that only decodes it (target: <= 1.5 GB), and the
 time of each one's second run (one run each: indicative). The test
 images are made from ../shared/data/photos when present (else synthesized).
+
+``--baseline-set KEY=VALUE ...`` also times the same backend with those
+settings on the 4K JPEG, interleaved in the same runs (e.g. ``extra_zooms=0``,
+the zoom budget before stop 31), and prints how much longer the defaults take.
 
 ``--image`` (repeatable) also times your own files, each against its own
 decode in the same runs: the ratio depends on the file (a detailed photo
@@ -194,6 +198,8 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--image", action="append", default=[], type=Path, metavar="PATH",
                     help="also time this file (repeatable): decode, score, ratio")
+    ap.add_argument("--baseline-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="also time the backend with these settings (YAML values), interleaved")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -215,9 +221,16 @@ def main() -> None:
         if args.backend == "classic" and engine == "onnx" and args.threads != 1:
             seq = create_backend(args.backend, crop_workers=False, **backend_options(args.backend, args.threads, engine))
             seq.assess(str(uhd))
+        base = None  # the same backend with --baseline-set's settings
+        if args.baseline_set:
+            from eval_classic_bench import backend_settings  # this folder is on the path when run as a script
+
+            opts = {**backend_options(args.backend, args.threads, args.engine), **backend_settings(None, args.baseline_set)}
+            base = create_backend(args.backend, **opts)
+            base.assess(str(uhd))
         damaged = make_damaged(uhd, Path(tmp) / "uhd_damaged.jpg")
         scorer.assess(str(damaged))
-        decode, score, score_ref, decode_dmg, score_dmg, cpu, score_seq = [], [], [], [], [], [], []
+        decode, score, score_ref, decode_dmg, score_dmg, cpu, score_seq, score_base = [], [], [], [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load changes hit all alike
             a = decode_and_score(scorer, uhd, decode, score, cpu)
             a_dmg = decode_and_score(scorer, damaged, decode_dmg, score_dmg)
@@ -226,6 +239,11 @@ def main() -> None:
                 c = seq.assess(str(uhd))
                 score_seq.append(time.perf_counter() - t)
                 assert c.ok and c.score == a.score and c.defects == a.defects, "crop workers changed the answer"
+            if base is not None:
+                t = time.perf_counter()
+                a_base = base.assess(str(uhd))
+                score_base.append(time.perf_counter() - t)
+                assert a_base.ok, a_base.error
             if ref is not None:
                 t = time.perf_counter()
                 b = ref.assess(str(uhd))
@@ -247,6 +265,10 @@ def main() -> None:
         if score_seq:
             q = statistics.median(score_seq)
             print(f"  crops one by one   {q:.3f} s   ({q / d:.2f}x decode; the crop workers are {q / s:.2f}x faster)")
+        if score_base:
+            q = statistics.median(score_base)
+            print(f"  with {' '.join(args.baseline_set)}: {q:.3f} s   ({q / d:.2f}x decode; zooms {len(a_base.probes)}; "
+                  f"the defaults take {s / q:.2f}x its time)")
         if score_ref:
             r = statistics.median(score_ref)
             print(f"  torch engine       {r:.3f} s   ({r / d:.2f}x decode; {engine} is {r / s:.2f}x faster)")

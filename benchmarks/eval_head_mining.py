@@ -115,14 +115,33 @@ def sharpen(rgb: np.ndarray, amount: float, radius: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def sharpened_crops(net: Any, photos: Sequence[Path], folder: Path, per_photo: int, seed: int) -> list[Any]:
-    """Training crops of the photos, each photo sharpened as a whole first.
+def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The photo resized as a whole by ``factor`` (Pillow's Lanczos; area-like when shrinking)."""
+    from PIL import Image
 
-    Each photo gets its own gain U(0.5, 1.5) and radius U(0.8, 2.0) px (the
-    benchmark's ``ringing`` at severity 1 is gain 1.0, radius 1.5): a photo
-    sharpened all over like a camera does is clean, only a region sharpened
-    apart from the rest is a defect. Crops are drawn as the training crops
-    are (half with a local degradation on top, none recompressed).
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+def transformed_crops(
+    net: Any, photos: Sequence[Path], folder: Path, per_photo: int, seed: int, variant: str
+) -> list[Any]:
+    """Training crops of the photos, each photo transformed as a whole first.
+
+    ``sharpened``: each photo gets its own gain U(0.5, 1.5) and radius
+    U(0.8, 2.0) px (the benchmark's ``ringing`` at severity 1 is gain 1.0,
+    radius 1.5): a photo sharpened all over like a camera does is clean,
+    only a region sharpened apart from the rest is a defect.
+    ``rescaled``: each photo twice, shrunk by U(0.6, 0.85) (denser detail
+    per pixel) and enlarged by U(1.2, 1.6) (a softer photo all over, as a
+    soft lens or an upsampled file gives): the head sees textures at other
+    scales, and that a photo soft everywhere is clean; ``per_photo`` crops
+    are split between the two.
+    ``plain``: the photos as they are (the control: as many more crops,
+    drawn the same way, without a transform).
+    Crops are drawn as the training crops are (half with a local
+    degradation on top, none recompressed).
     """
     from qprobe.io import load_rgb, save_image
     from qprobe.train_classic import synth
@@ -132,16 +151,27 @@ def sharpened_crops(net: Any, photos: Sequence[Path], folder: Path, per_photo: i
     rng = np.random.default_rng(seed)
     paths = []
     for photo in photos:
-        amount, radius = rng.uniform(0.5, 1.5), rng.uniform(0.8, 2.0)
-        path = folder / f"{photo.stem}.png"
-        save_image(path, sharpen(load_rgb(photo), amount, radius))
-        paths.append(path)
+        if variant == "sharpened":
+            amount, radius = rng.uniform(0.5, 1.5), rng.uniform(0.8, 2.0)
+            path = folder / f"{photo.stem}.png"
+            save_image(path, sharpen(load_rgb(photo), amount, radius))
+            paths.append(path)
+        elif variant == "rescaled":
+            rgb = load_rgb(photo)
+            for tag, factor in (("down", rng.uniform(0.6, 0.85)), ("up", rng.uniform(1.2, 1.6))):
+                path = folder / f"{photo.stem}-{tag}.png"
+                save_image(path, rescale(rgb, factor))
+                paths.append(path)
+        elif variant == "plain":
+            paths.append(photo)
+        else:
+            raise ValueError(f"unknown variant {variant!r}")
     d = DetectorTrainConfig()
     maker = synth.CropMaker(net, list(net.config.classes), d.visible_delta, d.max_crop_side, FEATHER_FRAC)
     return synth.photo_crops(
         maker,
         paths,
-        per_photo,
+        per_photo * len(photos) // len(paths),
         rng,
         kind_p=(0.5, 0.3, 0.2, 0.0),
         recompress_share=0.0,
@@ -173,7 +203,9 @@ def pool_stats(weights: Any, pool: Sequence[Any]) -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--variant", choices=["mined", "control", "sharpened"], required=True)
+    ap.add_argument(
+        "--variant", choices=["mined", "control", "sharpened", "rescaled", "plain"], required=True
+    )
     ap.add_argument(
         "--hard",
         default="0.9/4",
@@ -186,8 +218,8 @@ def main() -> None:
     ap.add_argument("--pool-per-photo", type=int, default=300)
     ap.add_argument("--pool-per-clive", type=int, default=2)
     ap.add_argument("--pool-seed", type=int, default=1001)
-    ap.add_argument("--sharpened-per-photo", type=int, default=120)
-    ap.add_argument("--sharpened-seed", type=int, default=2024)
+    ap.add_argument("--transformed-per-photo", "--sharpened-per-photo", type=int, default=120)
+    ap.add_argument("--transformed-seed", "--sharpened-seed", type=int, default=2024)
     ap.add_argument("--calibration-bench", type=Path, default=None)
     ap.add_argument("--photos", default="../shared/data/photos/images")
     ap.add_argument("--clive", default="../shared/data/clive")
@@ -207,14 +239,21 @@ def main() -> None:
     tap_net = fresh_head_network(shipped, 0, 0)  # the shipped frozen tap: the crops' cached input
     tcfg = TrainClassicConfig(photos=args.photos, clive=args.clive)
     samples, _ = _cached(args.out / "crops.pkl", lambda: _head_crops(tcfg, tap_net, photos, print)[:2])
-    if args.variant == "sharpened":
+    if args.variant in ("sharpened", "rescaled", "plain"):
         extra = _cached(
-            args.out / "sharpened.pkl",
-            lambda: sharpened_crops(
-                tap_net, photos, args.out / "sharpened", args.sharpened_per_photo, args.sharpened_seed
+            args.out / f"{args.variant}.pkl",
+            lambda: transformed_crops(
+                tap_net,
+                photos,
+                args.out / args.variant,
+                args.transformed_per_photo,
+                args.transformed_seed,
+                args.variant,
             ),
         )
-        what = f"{len(extra)} crops of sharpened photos ({sum(c.negative for c in extra)} without a defect)"
+        what = (
+            f"{len(extra)} crops of {args.variant} photos ({sum(c.negative for c in extra)} without a defect)"
+        )
     else:
         pool = _cached(
             args.out / "pool.pkl",

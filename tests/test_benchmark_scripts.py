@@ -243,5 +243,23 @@ def test_a_whole_photo_sharpened_keeps_flat_areas_and_overshoots_at_edges() -> N
     out = hm.sharpen(img, 1.0, 1.5)
     assert out.dtype == np.uint8 and out.shape == img.shape
     assert (out[:, :8] == 100).all() and (out[:, 24:] == 160).all()  # far from the edge: unchanged
-    assert out[:, 15].max() < 100 < 160 < out[:, 16].min()  # halos: darker before the edge, brighter after
+    assert out[:, 15].max() < 100 and out[:, 16].min() > 160  # halos: darker before the edge, brighter after
     assert (hm.sharpen(img, 0.0, 1.5) == img).all()
+
+
+def test_a_whole_photo_rescaled_keeps_its_content_and_changes_its_detail_per_pixel() -> None:
+    hm = _script("eval_head_mining")
+    rng = np.random.default_rng(3)
+    img = np.repeat(np.repeat(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), 4, axis=0), 4, axis=1)
+    assert (hm.rescale(img, 1.0) == img).all()
+    small, large = hm.rescale(img, 0.5), hm.rescale(img, 1.5)
+    assert small.shape == (32, 48, 3) and large.shape == (96, 144, 3) and large.dtype == np.uint8
+    assert abs(float(small.mean()) - float(img.mean())) < 2
+    assert abs(float(large.mean()) - float(img.mean())) < 2
+
+    def smoothness(a: np.ndarray) -> float:
+        """Correlation of horizontal neighbours: higher = less detail per pixel."""
+        f = a.astype(np.float64).mean(axis=2)
+        return float(np.corrcoef(f[:, :-1].ravel(), f[:, 1:].ravel())[0, 1])
+
+    assert smoothness(small) + 0.15 < smoothness(img) < smoothness(large) - 0.1  # denser shrunk, softer grown

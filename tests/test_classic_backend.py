@@ -201,18 +201,24 @@ def test_a_forked_child_scores_with_its_own_crop_workers(backend) -> None:
 
 
 def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
-    default = create_backend("classic", weights=str(weights))
-    assert default.zoom_budget(3840, 2160) == 8 and default.zoom_budget(5472, 3648) == 9  # half a zoom per MP
-    assert default.zoom_budget(10240, 6400) == 32 and default.zoom_budget(12000, 9000) == 32  # capped at 32
-    assert create_backend("classic", weights=str(weights), zooms_per_mp=0).zoom_budget(10000, 5000) == 8  # off
-    b = create_backend("classic", weights=str(weights), zooms_per_mp=1, zoom_cap=16)
+    default = create_backend("classic", weights=str(weights))  # 8 extra zooms on top of every budget
+    assert default.zoom_budget(3840, 2160) == 16 and default.zoom_budget(5472, 3648) == 17  # half a zoom per MP
+    assert default.zoom_budget(10240, 6400) == 40 and default.zoom_budget(12000, 9000) == 40  # capped at 32
+    base = create_backend("classic", weights=str(weights), extra_zooms=0)
+    assert base.zoom_budget(3840, 2160) == 8 and base.zoom_budget(12000, 9000) == 32
+    assert create_backend("classic", weights=str(weights), zooms_per_mp=0, extra_zooms=0).zoom_budget(10000, 5000) == 8
+    b = create_backend("classic", weights=str(weights), zooms_per_mp=1, zoom_cap=16, extra_zooms=0)
     assert b.zoom_budget(3840, 2160) == 8  # 8.3 MP: the base budget
     assert b.zoom_budget(1920, 1080) == 8  # never below it
     assert b.zoom_budget(5312, 2988) == 15  # 15.9 MP: one zoom per whole megapixel
     assert b.zoom_budget(10000, 5000) == 16  # capped
-    assert create_backend("classic", max_zooms=20, zooms_per_mp=1, zoom_cap=16).zoom_budget(10000, 5000) == 20
+    assert create_backend("classic", max_zooms=20, zooms_per_mp=1, zoom_cap=16).zoom_budget(10000, 5000) == 28
     with pytest.raises(ValueError, match="zooms_per_mp"):
         create_backend("classic", zooms_per_mp=-1)
+    with pytest.raises(ValueError, match="extra_zooms"):
+        create_backend("classic", extra_zooms=-1)
+    with pytest.raises(ValueError, match="extra_zoom_prob"):
+        create_backend("classic", extra_zoom_prob=1.5)
     # the budget reaches the episode: a 0.3 MP image at 10 zooms per MP gets 3, not max_zooms (2)
     small = {"weights": str(weights), "view_long_side": 256, "zoom_side": 96, "max_crop_side": 192, "max_zooms": 2}
     img = make_texture(450, 700, seed=4)

@@ -47,7 +47,8 @@ def setup(tmp_path_factory):
     rows = make_bench(root / "bench", n_sources=3)
     weights = make_random_weights(root / "classic.pt")
     backend = create_backend(
-        "classic", weights=str(weights), max_zooms=2, view_long_side=128, zoom_side=64, max_crop_side=128
+        "classic", weights=str(weights), max_zooms=2, extra_zooms=2, extra_zoom_prob=0.58, view_long_side=128,
+        zoom_side=64, max_crop_side=128,
     )
     from qprobe.eval.datasets import load_dataset
 
@@ -58,18 +59,20 @@ def test_replay_equals_the_live_answer(setup) -> None:
     """Replaying a recorded episode gives exactly the live answer, at the model's own point and others.
 
     The recording holds every planned zoom; live, a zoom whose crop no scan
-    block above the point's agreement threshold reaches is not made, and
-    replay leaves the same crops out (a point no block passes: no zoom at all).
+    block above the point's agreement threshold reaches is not made, nor an
+    extra zoom (the last two here) whose crop holds no block at its
+    probability, and replay leaves the same crops out (a point no block
+    passes: no zoom at all).
     """
     from qprobe.backends.classic.detector import DetectorSettings
 
     _, rows, backend = setup
     episodes = record(backend, rows)
-    assert all(len(e.crops) == 2 for e in episodes)
+    assert all(len(e.crops) == 4 and e.base_zooms == 2 and e.extra_zoom_prob == 0.58 for e in episodes)
     m = backend.model
     probs = sorted(float(ep.prob.max()) for ep in episodes)
     middle = probs[len(probs) // 2] - 1e-6  # some crops confirmable, some not
-    made = []
+    made, extra = [], []
     for settings, agree in [(m.detector, m.agree_threshold), (DetectorSettings(0.3, 1, 0.2), 0.2),
                             (DetectorSettings(0.3, 1, 0.2), middle), (DetectorSettings(0.6, 1, 0.2, grow=0.2), middle),
                             (DetectorSettings(0.3, 1, 0.2), 1.0)]:
@@ -83,15 +86,19 @@ def test_replay_equals_the_live_answer(setup) -> None:
         from qprobe.backends.classic.policy import ClassicPolicy
 
         for ep, a in zip(episodes, live):
-            pol = ClassicPolicy.from_record(m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
-            kept = [(maps, box) for maps, box in ep.crops if pol.can_confirm(box)]
+            pol = ClassicPolicy.from_record(
+                m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size, ep.base_zooms, ep.extra_zoom_prob
+            )
+            kept = [(maps, box) for k, (maps, box) in enumerate(ep.crops) if pol.would_make(k, box)]
             for maps, box in kept:
                 pol.add_crop(m.detections_from_maps(maps, box, confirm=pol.agrees))
             ans = pol.answer()
             assert [box for _, box in kept] == a.probes
             assert ans.score == pytest.approx(a.score, abs=1e-9) and list(ans.defects) == a.defects
         made.append(sum(len(a.probes) for a in live))
-    assert made[-1] == 0 and 0 < made[2] < 2 * len(rows)
+        extra.append(sum(a.extra["classic"]["extra_zooms"] for a in live))
+    assert made[-1] == 0 and 0 < made[2] < 4 * len(rows)
+    assert 0 < extra[1] < 2 * len(rows)  # at agreement 0.2 every zoom is confirmable: the extra rule decides
 
 
 def test_calibrate_keeps_the_point_unless_the_bound_allows(setup) -> None:

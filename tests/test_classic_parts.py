@@ -451,6 +451,46 @@ def test_skipped_zooms_do_not_spend_their_budget_further_down_the_plan() -> None
     assert made == [right] and isinstance(action, Answer) and pol.skipped == 1
 
 
+def test_extra_zooms_are_made_only_where_the_scan_is_sure_and_replay_decides_alike() -> None:
+    """Past the base budget a confirmable zoom is made only where a block reaches extra_zoom_prob."""
+    from types import SimpleNamespace
+
+    from qprobe.agent.actions import Answer, Zoom
+    from qprobe.agent.env import Observation, Turn
+    from qprobe.backends.classic.detector import DetectorSettings
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.proposals import Proposal
+    from qprobe.backends.classic.scan import ScanMap
+
+    prob = np.zeros((20, 40), np.float32)
+    prob[:, 20:] = 0.9  # the right half confirms (agreement 0.8) but is not sure
+    prob[15:, 30:] = 0.97  # ... except its bottom-right corner
+    model = SimpleNamespace(scan_threshold=0.5, agree_threshold=0.8, detector=DetectorSettings(), fusion=[1.0])
+    scan = ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640)
+    first, weak, sure, last_weak = (Box(1000, 100, 1100, 200), Box(700, 100, 800, 200),
+                                    Box(1100, 500, 1200, 600), Box(700, 300, 800, 400))
+    plan = [first, weak, sure, last_weak]
+    for extra, expect in ((2, [first, weak, sure]), (0, plan), (3, [first, sure])):
+        pol = ClassicPolicy(model, None, 4, extra_zooms=extra, extra_zoom_prob=0.95)
+        assert pol.base_zooms == 4 - extra
+        pol.image_size, pol.view_scale = (1280, 640), 0.5
+        pol.scan, pol.prob = scan, prob
+        pol.plan = [Proposal(b, 0.5, "anomaly") for b in plan]
+        made, left = [], 4
+        while isinstance(action := pol.act([Turn(Observation("crop", None, None, 1, zooms_left=left))]), Zoom):
+            made.append(action.box)
+            left -= 1
+        assert made == expect and isinstance(action, Answer)
+        assert pol.extra_made == sum(1 for k, b in enumerate(plan) if k >= 4 - extra and b in expect)
+        assert action.extra["classic"]["extra_zooms"] == pol.extra_made
+        # a replay of the four planned crops (their boxes as the environment opened them) decides alike
+        rep = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640), base_zooms=4 - extra)
+        crops = [pol._crop_box(b) for b in plan]
+        assert [b for k, b in enumerate(plan) if rep.would_make(k, crops[k])] == expect
+    old = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640))  # no base recorded: all base zooms
+    assert all(old.would_make(k, old._crop_box(b)) for k, b in enumerate(plan))
+
+
 def test_scan_probability_model_without_blas_matches_the_float64_model() -> None:
     """probability_map (numpy's own loops, no BLAS threads) computes the MLP / logistic model it stores."""
     from qprobe.backends.classic.scan import probability_map

@@ -83,6 +83,10 @@ class Episode:
     s_global: float | None
     view_scale: float
     image_size: tuple[int, int]
+    base_zooms: int | None = None
+    """The live policy's base zooms (the later ones were extra zooms); ``None``: every zoom a base one."""
+    extra_zoom_prob: float | None = None
+    """The scan probability the live policy's extra zooms needed."""
 
 
 class _RecordingModel:
@@ -133,6 +137,8 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
                 s_global=policy.s_global,
                 view_scale=policy.view_scale,
                 image_size=policy.image_size,
+                base_zooms=policy.base_zooms,
+                extra_zoom_prob=policy.extra_zoom_prob,
             )
         )
         if log is not None and (k + 1) % 10 == 0:
@@ -147,12 +153,23 @@ def replay_episode(
 
     With ``confirmable_only`` (the backend's default) a recorded crop in which no
     scan block passes the agreement threshold is left out, as the live policy
-    would not have made that zoom.
+    would not have made that zoom, and so is an extra zoom (past the
+    episode's ``base_zooms``) where the scan is not sure
+    (:meth:`~qprobe.backends.classic.policy.ClassicPolicy.would_make`).
     """
-    pol = ClassicPolicy.from_record(model, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size)
+    pol = ClassicPolicy.from_record(
+        model,
+        ep.scan,
+        ep.prob,
+        ep.s_global,
+        ep.view_scale,
+        ep.image_size,
+        getattr(ep, "base_zooms", None),  # recordings made before stop 31 have neither
+        getattr(ep, "extra_zoom_prob", None),
+    )
     made = []
-    for maps, box in ep.crops:
-        if confirmable_only and not pol.can_confirm(box):
+    for k, (maps, box) in enumerate(ep.crops):
+        if confirmable_only and not pol.would_make(k, box):
             continue
         made.append((maps, box))
         pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))

@@ -18,6 +18,10 @@ Per episode:
    its crop holds a scan block above the agreement threshold (step 4):
    anywhere else nothing the head finds could be kept, so the zoom cannot
    change the answer and the policy answers instead of spending it.
+   The last ``extra_zooms`` of the budget are spent only where the scan is
+   sure (a block at ``extra_zoom_prob`` or more in the crop): a photo with
+   more confident evidence than the base budget covers gets looked at
+   further, one without it costs no more.
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it (a crop longer than the
    network's input side goes through it as native-resolution tiles,
@@ -47,6 +51,7 @@ Per episode:
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -81,6 +86,12 @@ MAX_GROWTH = 6.0
 MAX_SCAN_SHARE = 0.1
 """Most of an image the scan may flag (a local defect stands out; see ``scan.image_relative``)."""
 
+EXTRA_ZOOMS = 8
+"""Zooms of the budget, after the first ones, made only where the scan is sure (``EXTRA_ZOOM_PROB``)."""
+
+EXTRA_ZOOM_PROB = 0.95
+"""Scan probability a block of an extra zoom's crop must reach (docs/classic-experiments.md, stop 31)."""
+
 
 class ClassicPolicy:
     """Scan-guided zooms, CNN scoring and detection, fused answer."""
@@ -95,6 +106,8 @@ class ClassicPolicy:
         confirmable_only: bool = True,
         min_surround_detail: float = MIN_SURROUND_DETAIL,
         max_scan_share: float | None = MAX_SCAN_SHARE,
+        extra_zooms: int = 0,
+        extra_zoom_prob: float = EXTRA_ZOOM_PROB,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
@@ -114,7 +127,12 @@ class ClassicPolicy:
         self.view_scale = 1.0
         self.defects: list[Defect] = []
         self.image_size = (0, 0)
-        self.max_zooms = max_zooms
+        self.max_zooms = max_zooms  # the whole budget, extra zooms included
+        self.extra_zooms = min(max(0, extra_zooms), max_zooms)
+        self.base_zooms = max_zooms - self.extra_zooms  # made on the agreement rule alone; the rest are extra
+        self.extra_zoom_prob = extra_zoom_prob
+        self.extra_made = 0  # extra zooms made (the scan was sure in their crops)
+        self._planned_zooms = 0  # plan entries taken so far (made or skipped)
         self._budgeted = False  # the plan was cut to the zooms the first decision could make
         self._seen = 0
         self._planning: Future[None] | None = None
@@ -155,6 +173,22 @@ class ClassicPolicy:
             self.planner, scan, prob, n, m.scan_threshold, m.zoom_side, m.max_zoom_side, self.context_factor
         )
 
+    def sure_of(self, crop_box: Box) -> bool:
+        """Whether ``crop_box`` holds a scan block at ``extra_zoom_prob`` or more (always without a scan)."""
+        if self.scan is None or self.prob is None:
+            return True
+        sub = self.prob[self._cells(crop_box)]
+        return bool(sub.size) and float(sub.max()) >= self.extra_zoom_prob
+
+    def would_make(self, index: int, crop_box: Box) -> bool:
+        """Whether the plan's ``index``-th zoom, opening ``crop_box``, is made (``confirmable_only`` rules).
+
+        The live policy and a replay of a recorded episode both decide by it.
+        """
+        if not self.can_confirm(crop_box):
+            return False
+        return index < self.base_zooms or self.sure_of(crop_box)
+
     def can_confirm(self, crop_box: Box) -> bool:
         """Whether a defect found in ``crop_box`` (original pixels) could pass the scan agreement.
 
@@ -182,7 +216,9 @@ class ClassicPolicy:
             self._prefetch()
         while self.plan:
             box = self.plan.pop(0).box
-            if self._worth_making(box):
+            index, self._planned_zooms = self._planned_zooms, self._planned_zooms + 1
+            if self._worth_making(box, index):
+                self.extra_made += index >= self.base_zooms
                 return Zoom(box)
             self.skipped += 1
         return None
@@ -191,15 +227,15 @@ class ClassicPolicy:
         """The crop the environment opens for a zoom on ``box`` (raises ``CropError`` as it does)."""
         return context_box(box, self.image_size, CropConfig(context_factor=self.context_factor), self.view_scale)
 
-    def _worth_making(self, box: Box) -> bool:
-        """Whether a planned zoom is made (see ``confirmable_only``)."""
+    def _worth_making(self, box: Box, index: int) -> bool:
+        """Whether the plan's ``index``-th zoom is made (see ``confirmable_only``)."""
         if not self.confirmable_only:
             return True
         try:
             eff = self._crop_box(box)
         except CropError:  # let the environment report it
             return True
-        return self.can_confirm(eff)
+        return self.would_make(index, eff)
 
     def _prefetch(self) -> None:
         """Start the defect head on every crop the rest of the plan will open, on the model's crop workers.
@@ -213,8 +249,8 @@ class ClassicPolicy:
         start = getattr(self.model, "defect_maps_async", None)
         if start is None or self._image is None:
             return
-        for prop in self.plan:
-            if not self._worth_making(prop.box):
+        for k, prop in enumerate(self.plan, start=self._planned_zooms):
+            if not self._worth_making(prop.box, k):
                 continue
             try:
                 pixels = crop(self._image, self._crop_box(prop.box))
@@ -243,6 +279,8 @@ class ClassicPolicy:
         s_global: float | None,
         view_scale: float,
         image_size: tuple[int, int],
+        base_zooms: int | None = None,
+        extra_zoom_prob: float | None = None,
     ) -> "ClassicPolicy":
         """A policy holding a recorded episode's scan and global score, to replay its answer.
 
@@ -250,10 +288,16 @@ class ClassicPolicy:
         :meth:`answer`: with the same model settings this gives the live
         episode's answer (the detector's calibration replays every
         operating point this way without running the network again).
+        ``base_zooms`` and ``extra_zoom_prob``: the live policy's
+        (:meth:`would_make` then tells which recorded zooms it made);
+        ``None``, every zoom is a base zoom.
         """
         pol = cls(model, None, 0)
         pol.scan, pol.prob, pol.s_global = scan, prob, s_global
         pol.view_scale, pol.image_size = view_scale, image_size
+        pol.base_zooms = sys.maxsize if base_zooms is None else base_zooms
+        if extra_zoom_prob is not None:
+            pol.extra_zoom_prob = extra_zoom_prob
         return pol
 
     def add_crop(self, defects: Sequence[Defect]) -> None:
@@ -355,6 +399,7 @@ class ClassicPolicy:
             "classic": {
                 "s_global": round(s_global, 4),
                 "crops": self.crops,
+                "extra_zooms": self.extra_made,  # zooms past the base budget (the scan was sure there)
                 "skipped_zooms": self.skipped,
                 "no_surround_detail": unreferenced,  # blur-type defects dropped: no detail around them
                 "scan_share": round(self.scan_share, 4),  # share of blocks the scan flagged, before the shift
