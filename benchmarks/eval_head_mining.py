@@ -1,8 +1,9 @@
-"""Extra crops for the defect head: mined negatives, a random control, sharpened photos (stop 30).
+"""Extra crops for the defect head: mined negatives, a random control, transformed photos (stops 30-31).
 
-    python benchmarks/eval_head_mining.py --out runs/head_mining --variant mined|control|sharpened
+    python benchmarks/eval_head_mining.py --out runs/head_mining
+        --variant mined|control|sharpened|rescaled|plain
         [--hard 0.9/4] [--dup 2] [--seed 0] [--threads 1] [--calibration-bench BENCH]
-        [--pool-per-photo 300] [--pool-per-clive 2] [--sharpened-per-photo 120]
+        [--pool-per-photo 300] [--pool-per-clive 2] [--transformed-per-photo 120]
         [--photos ../shared/data/photos/images] [--clive ../shared/data/clive]
 
 Then evaluate each calibrated head as the README's rows are measured:
@@ -22,7 +23,9 @@ Steps, each kept under ``--out`` for the next run:
    p/cells``), ``control`` as many pool crops drawn at random, ``sharpened``
    crops of the training photos each sharpened as a whole (:func:`sharpen`;
    camera sharpening all over a photo is not a local defect), half of them
-   with a local degradation on top (stop 30 used ``--dup 1``);
+   with a local degradation on top (stop 30 used ``--dup 1``), ``rescaled``
+   the same of the photos shrunk and enlarged as a whole (:func:`rescale`,
+   stop 31), ``plain`` the same of the photos as they are (their control);
 5. its operating point chosen on ``--calibration-bench`` by the calibrate
    stage's rule (``train_classic.calibrate``), written as ``VARIANT_sSEED_cal.pt``.
 

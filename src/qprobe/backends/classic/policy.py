@@ -86,9 +86,6 @@ MAX_GROWTH = 6.0
 MAX_SCAN_SHARE = 0.1
 """Most of an image the scan may flag (a local defect stands out; see ``scan.image_relative``)."""
 
-EXTRA_ZOOMS = 8
-"""Zooms of the budget, after the first ones, made only where the scan is sure (``EXTRA_ZOOM_PROB``)."""
-
 EXTRA_ZOOM_PROB = 0.95
 """Scan probability a block of an extra zoom's crop must reach (docs/classic-experiments.md, stop 31)."""
 
@@ -218,7 +215,7 @@ class ClassicPolicy:
             box = self.plan.pop(0).box
             index, self._planned_zooms = self._planned_zooms, self._planned_zooms + 1
             if self._worth_making(box, index):
-                self.extra_made += index >= self.base_zooms
+                self.extra_made += int(index >= self.base_zooms)
                 return Zoom(box)
             self.skipped += 1
         return None
