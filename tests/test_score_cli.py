@@ -247,3 +247,23 @@ def test_classic_max_scan_share_option(tmp_path: Path, good: Path, monkeypatch: 
     extra = {s: qprobe.assess(good, weights=str(weights), max_scan_share=s).extra["classic"] for s in (1.0, 0.01)}
     assert extra[1.0]["scan_shift"] == 0.0 and extra[0.01]["scan_share"] == extra[1.0]["scan_share"] > 0.01
     assert extra[0.01]["scan_shift"] > 0.0
+
+
+def test_classic_extra_zooms_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--extra-zooms reaches the backend (0: the stop-29 budget); the assessment counts the extra zooms made."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    import qprobe.backends
+
+    weights = make_random_weights(tmp_path / "w.pt")
+    made, create = [], qprobe.backends.create_backend
+    monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
+    args = ["score", str(good), "--weights", str(weights), "--json"]
+    res = runner.invoke(app, args + ["--extra-zooms", "0"])
+    assert res.exit_code == 0, res.output
+    assert made[-1]["extra_zooms"] == 0
+    (row,) = _lines(res.stdout)
+    assert len(row["probes"]) <= 8
+    assert runner.invoke(app, args).exit_code == 0 and "extra_zooms" not in made[-1]  # the default: unset
+    assert runner.invoke(app, args + ["--extra-zooms", "-1"]).exit_code == 2

@@ -143,6 +143,13 @@ def register(app: typer.Typer) -> None:
         all_zooms: bool = typer.Option(
             False, "--all-zooms", help="classic: spend the whole budget, also where no found defect could be kept."
         ),
+        extra_zooms: Optional[int] = typer.Option(
+            None,
+            "--extra-zooms",
+            min=0,
+            help="classic: zooms past the budget, made only where the scan is sure (default 8; 0: the faster "
+            "stop-29 budget).",
+        ),
         max_scan_share: Optional[float] = typer.Option(
             None,
             "--max-scan-share",
@@ -184,6 +191,8 @@ def register(app: typer.Typer) -> None:
             options["confirmable_only"] = False
         if max_scan_share is not None:
             options["max_scan_share"] = max_scan_share
+        if extra_zooms is not None:
+            options["extra_zooms"] = extra_zooms
         if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
             options["zooms_per_mp"] = zooms_per_mp
             if max_zooms is not None:
