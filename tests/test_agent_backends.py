@@ -74,6 +74,26 @@ def test_forced_probes_and_max_zooms() -> None:
     assert len(a.probes) == 1 and a.probes[0].x1 == 0
 
 
+def test_the_callers_budget_reaches_policies_that_take_it_and_spares_older_ones() -> None:
+    from qprobe.backends.dummy import DummyBackend, DummyPolicy
+
+    seen: list[int | None] = []
+
+    class Told(DummyBackend):
+        def make_policy(self, *, seed=None, image=None, max_zooms=None):  # type: ignore[no-untyped-def]
+            seen.append(max_zooms)
+            return DummyPolicy(self.zooms, self.grid, self.noise_ratio)
+
+    class Older(DummyBackend):  # a subclass written before make_policy took max_zooms
+        def make_policy(self, *, seed=None, image=None):  # type: ignore[no-untyped-def,override]
+            return DummyPolicy(self.zooms, self.grid, self.noise_ratio)
+
+    img = make_texture(300, 400)
+    assert len(Told(zooms=3).assess(img, max_zooms=2).probes) == 2 and Told(zooms=3).assess(img).ok
+    assert seen == [2, None]
+    assert len(Older(zooms=3).assess(img, max_zooms=2).probes) == 2
+
+
 def test_api_assess() -> None:
     a = qprobe.assess(make_texture(300, 400), backend="dummy")
     assert a.ok and a.backend == "dummy"

@@ -227,6 +227,28 @@ def test_zoom_budget_grows_with_the_image_area(weights: Path) -> None:
     assert len(create_backend("classic", **small, zooms_per_mp=10).assess(img, max_zooms=1).probes) == 1
 
 
+def test_a_callers_budget_above_the_backends_own_is_planned_for(weights: Path) -> None:
+    """``assess(max_zooms=N)`` above the backend's budget (and the plan's minimum of 8) makes N zooms.
+
+    Every planned zoom is made here (``confirmable_only=False``), so the count is the plan's length.
+    """
+    from qprobe.backends.classic.policy import PLAN_SIZE
+
+    small = {"weights": str(weights), "view_long_side": 256, "zoom_side": 96, "max_crop_side": 192}
+    be = create_backend("classic", **small, max_zooms=2, extra_zooms=0, zooms_per_mp=0, confirmable_only=False)
+    img = make_texture(600, 900, seed=5)
+    assert len(be.assess(img).probes) == 2
+    want = PLAN_SIZE + 4
+    a = be.assess(img, max_zooms=want)
+    assert len(a.probes) == want and a.extra["classic"]["extra_zooms"] == 0
+    assert len(be.assess(img, max_zooms=1).probes) == 1  # below its own budget it is cut short
+    # with extra zooms, the zooms the caller adds come before them: the last ones still need a sure scan
+    extra = create_backend("classic", **small, max_zooms=2, extra_zooms=3, zooms_per_mp=0, confirmable_only=False)
+    pol = extra.policy_for(extra.model, img, max_zooms=want)
+    assert (pol.max_zooms, pol.base_zooms, pol.extra_zooms) == (want, want - 3, 3)
+    assert extra.policy_for(extra.model, img, max_zooms=1).max_zooms == 5  # never below its own
+
+
 def test_tiny_and_odd_images(backend) -> None:
     for shape in [(1, 1, 3), (20, 300, 3), (300, 20, 3)]:
         a = backend.assess(np.full(shape, 120, np.uint8))

@@ -12,6 +12,7 @@ returns ``Assessment(score=None, error="...")`` and the caller counts it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
@@ -103,14 +104,25 @@ class ProbingBackend(Backend):
         self.env_config = env_config or EnvConfig()
 
     @abstractmethod
-    def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
+    def make_policy(
+        self, *, seed: int | None = None, image: np.ndarray | None = None, max_zooms: int | None = None
+    ) -> Policy:
         """A fresh policy for one episode.
 
         ``image`` is the full-resolution original (uint8 H x W x 3). Only
         non-LLM policies that pre-scan the whole image (``classic``'s
         native-resolution anomaly scan) use it; LLM policies must ignore it
         and see the image only through the environment's observations.
+        ``max_zooms``: the episode's zoom budget when the caller set one
+        (``assess(max_zooms=...)``); a policy that plans its zooms ahead
+        plans at least that many. The environment enforces the budget either way.
         """
+
+    def _policy(self, seed: int | None, pixels: np.ndarray, max_zooms: int | None) -> Policy:
+        """``make_policy``, telling it the caller's budget where it takes one (older subclasses do not)."""
+        if max_zooms is not None and "max_zooms" in inspect.signature(self.make_policy).parameters:
+            return self.make_policy(seed=seed, image=pixels, max_zooms=max_zooms)
+        return self.make_policy(seed=seed, image=pixels)
 
     def zoom_budget(self, width: int, height: int) -> int | None:
         """This backend's zoom budget for an image of this size (``None``: the environment's default)."""
@@ -145,7 +157,12 @@ class ProbingBackend(Backend):
             budget = max_zooms if max_zooms is not None else self.zoom_budget(pixels.shape[1], pixels.shape[0])
             env = self.make_env(budget)
             result = run_episode(
-                env, self.make_policy(seed=seed, image=pixels), pixels, path=src_path, forced_probes=forced_probes, seed=seed
+                env,
+                self._policy(seed, pixels, max_zooms),
+                pixels,
+                path=src_path,
+                forced_probes=forced_probes,
+                seed=seed,
             )
         except (ValueError, RuntimeError, ArithmeticError) as exc:
             return self.failed(image, path, f"{self.name} failed on this image: {type(exc).__name__}: {exc}", t0)

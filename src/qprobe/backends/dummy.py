@@ -120,5 +120,7 @@ class DummyBackend(ProbingBackend):
         self.grid = grid
         self.noise_ratio = noise_ratio
 
-    def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
+    def make_policy(
+        self, *, seed: int | None = None, image: np.ndarray | None = None, max_zooms: int | None = None
+    ) -> Policy:
         return DummyPolicy(self.zooms, self.grid, self.noise_ratio)

@@ -126,7 +126,9 @@ def register(app: typer.Typer) -> None:
             "(images with the same name get their folders in it)."
         ),
         report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
-        max_zooms: Optional[int] = typer.Option(None, "--max-zooms", min=0, help="Zoom budget per image."),
+        max_zooms: Optional[int] = typer.Option(
+            None, "--max-zooms", min=0, help="Zoom budget per image (above the backend's own, classic plans that many zooms)."
+        ),
         trajectories: Optional[Path] = typer.Option(
             None, "--trajectories", help="Append each episode's trajectory to this JSONL file."
         ),

@@ -225,15 +225,26 @@ class ClassicBackend(ProbingBackend):
         scaled = int(width * height / 1e6 * cfg.zooms_per_mp) if cfg.zooms_per_mp > 0 else 0
         return max(cfg.max_zooms, min(cfg.zoom_cap, scaled)) + cfg.extra_zooms
 
-    def make_policy(self, *, seed: int | None = None, image: np.ndarray | None = None) -> Policy:
-        return self.policy_for(self.model, image)
+    def make_policy(
+        self, *, seed: int | None = None, image: np.ndarray | None = None, max_zooms: int | None = None
+    ) -> Policy:
+        return self.policy_for(self.model, image, max_zooms=max_zooms)
 
     def policy_for(
-        self, model: Any, image: np.ndarray | None, confirmable_only: bool | None = None
+        self,
+        model: Any,
+        image: np.ndarray | None,
+        confirmable_only: bool | None = None,
+        max_zooms: int | None = None,
     ) -> "ClassicPolicy":
         """A policy of this backend's settings driving ``model`` (a ClassicModel or a wrapper of one).
 
         ``confirmable_only`` overrides the setting (the calibration records every planned zoom).
+        ``max_zooms``: the episode's budget, when the caller set one. Below this
+        backend's own budget (:meth:`zoom_budget`) the environment cuts the
+        episode short of it; above, the policy plans that many zooms, and
+        the zooms added come before the extra ones (the last ``extra_zooms``
+        of the plan are still made only where the scan is sure).
         """
         from qprobe.backends.classic.policy import ClassicPolicy
 
@@ -241,6 +252,8 @@ class ClassicBackend(ProbingBackend):
         budget = (
             self.zoom_budget(image.shape[1], image.shape[0]) if image is not None else cfg.max_zooms + cfg.extra_zooms
         )
+        if max_zooms is not None:
+            budget = max(budget, int(max_zooms))
         return ClassicPolicy(
             model,
             image,

@@ -109,8 +109,11 @@ class VLMBackend(ProbingBackend):
         return self.engine.generate([conv])[0]
 
     # -- policy -------------------------------------------------------------------
-    def make_policy(self, *, seed: int | None = None, image: Any = None) -> VLMPolicy:
-        """The episode's LLM policy; of ``image`` (the original) only its size is used: the model sees observations."""
+    def make_policy(self, *, seed: int | None = None, image: Any = None, max_zooms: int | None = None) -> VLMPolicy:
+        """The episode's LLM policy; of ``image`` (the original) only its size is used: the model sees observations.
+
+        ``max_zooms`` is not needed: the model learns its budget from the observations.
+        """
         generate: Callable[[Conversation], Generation] = getattr(self._local, "generate", None) or self._generate_one
         return VLMPolicy(
             generate,
