@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import make_texture
-from qprobe.backends.classic.detector import DetectorSettings, detect, merge_defects
+from qprobe.backends.classic.detector import DetectorSettings, detect, join_fragments, merge_defects
 from qprobe.backends.classic.fusion import fit_fusion, fuse, keep_factor
 from qprobe.backends.classic.proposals import propose, propose_windows
 from qprobe.backends.classic.scan import FEATURE_NAMES, block_features, context_features
@@ -242,6 +242,24 @@ def test_merge_defects() -> None:
     c = Defect(Box(500, 500, 600, 600), "blur", 2, 0.6)
     merged = merge_defects([b, a, c])
     assert len(merged) == 2 and merged[0].type == "noise" and merged[0].bbox == Box(0, 0, 110, 110)
+
+
+def test_join_fragments_reports_one_box_per_region_of_one_type() -> None:
+    row = [Defect(Box(x, 100, x + 100, 200), "ringing", s, c) for x, s, c in ((0, 2, 0.9), (150, 4, 0.99), (300, 3, 0.95))]
+    far = Defect(Box(700, 100, 800, 200), "ringing", 5, 1.0)  # 300 px on: three box sides away
+    other = Defect(Box(420, 100, 500, 200), "gaussian_blur", 3, 0.97)  # next to the row, another type
+    out = join_fragments(row + [far, other])
+    assert len(out) == 3
+    (joined,) = [d for d in out if d.type == "ringing" and d.bbox.x1 == 0]
+    assert joined.bbox == Box(0, 100, 400, 200) and joined.severity == 4 and joined.confidence == 0.99
+    assert far in out and other in out
+    # the gap is measured in the larger short side: at half of it the row stays apart
+    assert len(join_fragments(row, gap=0.4)) == 3 and len(join_fragments(row, gap=0.5)) == 1
+    # two boxes off each other's axis fill little of their union: they stay apart
+    diagonal = [Defect(Box(0, 0, 100, 100), "jpeg", 3, 0.9), Defect(Box(180, 180, 280, 280), "jpeg", 3, 0.9)]
+    assert len(join_fragments(diagonal)) == 2 and len(join_fragments(diagonal, fill=0.3)) == 2
+    assert len(join_fragments(diagonal, fill=0.0)) == 1
+    assert join_fragments(row, gap=-1) == row and join_fragments([]) == []
 
 
 def test_keep_factor_follows_the_proxy_damage_model() -> None:
@@ -510,3 +528,30 @@ def test_scan_probability_model_without_blas_matches_the_float64_model() -> None
     assert got.dtype == np.float32 and got.shape == (60, 90)
     np.testing.assert_allclose(got, mlp, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(probability_map(ctx, hidden[:, 0]), logistic, rtol=1e-5, atol=1e-6)
+
+
+def test_the_answer_reports_joined_boxes_and_fuses_the_damage_as_found() -> None:
+    from types import SimpleNamespace
+
+    from qprobe.backends.classic.backend import ClassicBackend
+    from qprobe.backends.classic.policy import ClassicPolicy
+
+    model = SimpleNamespace(detector=DetectorSettings(merge_iou=0.2), fusion=[1.0], scan_threshold=0.5)
+    found = [Defect(Box(x, 400, x + 120, 520), "ringing", 3, 0.99) for x in (1000, 1160, 1320)]
+
+    def answer(**kw):  # noqa: ANN003, ANN202
+        pol = ClassicPolicy.from_record(model, None, None, 4.0, 0.25, (4000, 3000))
+        for k, v in kw.items():
+            setattr(pol, k, v)
+        pol.add_crop(found)
+        return pol.answer()
+
+    joined, apart = answer(), answer(join_gap=-1.0)
+    assert [d.bbox for d in joined.defects] == [Box(1000, 400, 1440, 520)]
+    assert sorted(d.bbox.x1 for d in apart.defects) == [1000, 1160, 1320]
+    assert joined.extra["classic"]["joined_boxes"] == 2 and apart.extra["classic"]["joined_boxes"] == 0
+    assert joined.score == apart.score < 4.0  # the score weighs the damage the head found, not the union's gaps
+    pol = ClassicBackend(join_gap=0.5, join_fill=0.2).policy_for(SimpleNamespace(), None)
+    assert (pol.join_gap, pol.join_fill) == (0.5, 0.2)
+    with pytest.raises(ValueError, match="join_fill"):
+        ClassicBackend(join_fill=1.5)

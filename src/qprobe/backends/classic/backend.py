@@ -110,6 +110,17 @@ class ClassicConfig:
             "stands out, and only those draw zooms and confirm defects; 1: the scan as trained."
         },
     )
+    join_gap: float = field(
+        default=1.0,
+        metadata={
+            "help": "Report same-type defect boxes at most this many box sides apart (the larger short side) as "
+            "one box, their union, where they fill at least join_fill of it: one damaged region, one box "
+            "(the score is fused from the boxes before they join); < 0: every box as found."
+        },
+    )
+    join_fill: float = field(
+        default=0.3, metadata={"help": "Least share of their union two joining boxes must cover (see join_gap)."}
+    )
     planner: str = field(
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
@@ -146,6 +157,8 @@ class ClassicBackend(ProbingBackend):
         cfg = self.config
         if min(cfg.max_zooms, cfg.zoom_cap, cfg.zooms_per_mp, cfg.min_surround_detail, cfg.extra_zooms) < 0:
             raise ValueError("max_zooms, zoom_cap, zooms_per_mp, extra_zooms and min_surround_detail must be >= 0")
+        if not 0.0 <= cfg.join_fill <= 1.0:
+            raise ValueError(f"join_fill must lie in [0, 1], got {cfg.join_fill}")
         if not 0.0 <= cfg.extra_zoom_prob <= 1.0:
             raise ValueError(f"extra_zoom_prob must lie in [0, 1], got {cfg.extra_zoom_prob}")
         if not 0.0 < cfg.max_scan_share <= 1.0:
@@ -265,4 +278,6 @@ class ClassicBackend(ProbingBackend):
             max_scan_share=cfg.max_scan_share,
             extra_zooms=cfg.extra_zooms,
             extra_zoom_prob=cfg.extra_zoom_prob,
+            join_gap=cfg.join_gap,
+            join_fill=cfg.join_fill,
         )

@@ -135,3 +135,49 @@ def merge_defects(defects: Sequence[Defect], iou: float = 0.2) -> list[Defect]:
         else:
             merged.append(d)
     return merged
+
+
+def _gap(a: Box, b: Box) -> float:
+    """Chebyshev distance between two boxes (0 where they touch or overlap)."""
+    return max(0.0, max(a.x1, b.x1) - min(a.x2, b.x2), max(a.y1, b.y1) - min(a.y2, b.y2))
+
+
+def join_fragments(defects: Sequence[Defect], gap: float = 1.0, fill: float = 0.3) -> list[Defect]:
+    """One box per region of one defect type: same-type boxes close to each other become their union.
+
+    Two boxes of the same type join when the gap between them is at most
+    ``gap`` times the larger of their short sides, and they fill at least
+    ``fill`` of their union (two boxes far off each other's axis stay apart).
+    Damage the head sees piece by piece (grain on reeds, ringing along a
+    row of edges, a blurred field cut by the crops) is then reported as the
+    one region it is, not as a row of fragments. The union keeps the more
+    confident box's type and confidence and the higher severity. Repeats
+    until no pair joins; ``gap`` < 0 leaves the boxes as they are.
+    """
+    out = list(defects)
+    if gap < 0:
+        return out
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a.type != b.type:
+                    continue
+                side = max(min(a.bbox.width, a.bbox.height), min(b.bbox.width, b.bbox.height))
+                if _gap(a.bbox, b.bbox) > gap * side:
+                    continue
+                union = Box(
+                    min(a.bbox.x1, b.bbox.x1), min(a.bbox.y1, b.bbox.y1), max(a.bbox.x2, b.bbox.x2), max(a.bbox.y2, b.bbox.y2)
+                )
+                if (a.bbox.area + b.bbox.area) < fill * union.area:
+                    continue
+                top = a if a.confidence >= b.confidence else b
+                out[i] = Defect(union, top.type, max(a.severity, b.severity), top.confidence)
+                del out[j]
+                joined = True
+                break
+            if joined:
+                break
+    return out

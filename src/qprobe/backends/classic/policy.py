@@ -46,7 +46,9 @@ Per episode:
    region whose detail was lost from smooth, grain-free content.
 5. **Answer** — the global score discounted by the perceptual damage of the
    found defects (:mod:`~qprobe.backends.classic.fusion`), merged defects
-   and short reasons.
+   and short reasons. Same-type boxes next to each other are then reported
+   as one, their union (:func:`~qprobe.backends.classic.detector.join_fragments`):
+   damage the head saw piece by piece is one region, one box.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from scipy import ndimage
 from qprobe.agent.actions import Action, Answer, Zoom
 from qprobe.agent.cropping import CropConfig, CropError, context_box, crop
 from qprobe.agent.env import Observation, Turn
-from qprobe.backends.classic.detector import DetectorSettings, merge_defects
+from qprobe.backends.classic.detector import DetectorSettings, join_fragments, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
 from qprobe.backends.classic.proposals import Proposal, box_cells, plan_zooms
 from qprobe.backends.classic.scan import (
@@ -89,6 +91,12 @@ MAX_SCAN_SHARE = 0.1
 EXTRA_ZOOM_PROB = 0.95
 """Scan probability a block of an extra zoom's crop must reach (docs/classic-experiments.md, stop 31)."""
 
+JOIN_GAP = 1.0
+"""Same-type answer boxes this many box sides apart or closer are reported as one (``join_fragments``, stop 32)."""
+
+JOIN_FILL = 0.3
+"""Least share of their union two joining boxes must cover."""
+
 
 class ClassicPolicy:
     """Scan-guided zooms, CNN scoring and detection, fused answer."""
@@ -105,6 +113,8 @@ class ClassicPolicy:
         max_scan_share: float | None = MAX_SCAN_SHARE,
         extra_zooms: int = 0,
         extra_zoom_prob: float = EXTRA_ZOOM_PROB,
+        join_gap: float = JOIN_GAP,
+        join_fill: float = JOIN_FILL,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
@@ -128,6 +138,7 @@ class ClassicPolicy:
         self.extra_zooms = min(max(0, extra_zooms), max_zooms)
         self.base_zooms = max_zooms - self.extra_zooms  # made on the agreement rule alone; the rest are extra
         self.extra_zoom_prob = extra_zoom_prob
+        self.join_gap, self.join_fill = join_gap, join_fill  # reported same-type boxes join (join_fragments)
         self.extra_made = 0  # extra zooms made (the scan was sure in their crops)
         self._planned_zooms = 0  # plan entries taken so far (made or skipped)
         self._budgeted = False  # the plan was cut to the zooms the first decision could make
@@ -385,6 +396,8 @@ class ClassicPolicy:
         keep = keep_factor(defects, self.image_size)
         unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
         score = fuse(s_global, keep, self.model.fusion, unseen)
+        # the damage is fused from the boxes as found; the answer reports one box per region of one type
+        found, defects = len(defects), join_fragments(defects, self.join_gap, self.join_fill)
         reasons = [f"global quality {s_global:.2f}"]
         if self.crops:
             reasons.append(f"{self.crops} zoom(s) at full resolution")
@@ -398,6 +411,7 @@ class ClassicPolicy:
                 "crops": self.crops,
                 "extra_zooms": self.extra_made,  # zooms past the base budget (the scan was sure there)
                 "skipped_zooms": self.skipped,
+                "joined_boxes": found - len(defects),  # same-type boxes reported as one with a neighbour
                 "no_surround_detail": unreferenced,  # blur-type defects dropped: no detail around them
                 "scan_share": round(self.scan_share, 4),  # share of blocks the scan flagged, before the shift
                 "scan_shift": round(self.scan_shift, 4),  # logits lowered by this: the scan fired too widely
