@@ -267,3 +267,23 @@ def test_classic_extra_zooms_option(tmp_path: Path, good: Path, monkeypatch: pyt
     assert len(row["probes"]) <= 8
     assert runner.invoke(app, args).exit_code == 0 and "extra_zooms" not in made[-1]  # the default: unset
     assert runner.invoke(app, args + ["--extra-zooms", "-1"]).exit_code == 2
+
+
+def test_classic_raw_boxes_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--raw-boxes turns the joining of same-type boxes off; the score does not change."""
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+
+    import qprobe.backends
+
+    weights = make_random_weights(tmp_path / "w.pt")
+    made, create = [], qprobe.backends.create_backend
+    monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
+    args = ["score", str(good), "--weights", str(weights), "--json"]
+    raw = runner.invoke(app, args + ["--raw-boxes"])
+    assert raw.exit_code == 0, raw.output
+    assert made[-1]["join_gap"] < 0
+    joined = runner.invoke(app, args)
+    assert joined.exit_code == 0 and "join_gap" not in made[-1]  # the default: unset
+    ((a,), (b,)) = _lines(raw.stdout), _lines(joined.stdout)
+    assert a["score"] == b["score"] and len(a["defects"]) >= len(b["defects"])

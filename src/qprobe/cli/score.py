@@ -158,6 +158,12 @@ def register(app: typer.Typer) -> None:
             help="classic: most of an image the scan may flag (default 0.1); where it fires on more, only the "
             "blocks that stand out most draw zooms and confirm defects; 1: the scan as trained.",
         ),
+        raw_boxes: bool = typer.Option(
+            False,
+            "--raw-boxes",
+            help="classic: report every defect box as found (default: same-type boxes next to each other are "
+            "reported as one, their union; the score is the same either way).",
+        ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
         ),
@@ -195,6 +201,8 @@ def register(app: typer.Typer) -> None:
             options["max_scan_share"] = max_scan_share
         if extra_zooms is not None:
             options["extra_zooms"] = extra_zooms
+        if raw_boxes:
+            options["join_gap"] = -1.0
         if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
             options["zooms_per_mp"] = zooms_per_mp
             if max_zooms is not None:
