@@ -533,13 +533,14 @@ def test_scan_probability_model_without_blas_matches_the_float64_model() -> None
 def test_the_answer_reports_joined_boxes_and_fuses_the_damage_as_found() -> None:
     from types import SimpleNamespace
 
+    from qprobe.agent.actions import Answer
     from qprobe.backends.classic.backend import ClassicBackend
     from qprobe.backends.classic.policy import ClassicPolicy
 
     model = SimpleNamespace(detector=DetectorSettings(merge_iou=0.2), fusion=[1.0], scan_threshold=0.5)
     found = [Defect(Box(x, 400, x + 120, 520), "ringing", 3, 0.99) for x in (1000, 1160, 1320)]
 
-    def answer(**kw):  # noqa: ANN003, ANN202
+    def answer(**kw: float) -> Answer:
         pol = ClassicPolicy.from_record(model, None, None, 4.0, 0.25, (4000, 3000))
         for k, v in kw.items():
             setattr(pol, k, v)

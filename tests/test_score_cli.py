@@ -225,18 +225,26 @@ def test_classic_all_zooms_option(tmp_path: Path, good: Path) -> None:
         assert len(row["probes"]) == zooms and row["defects"] == []
 
 
-def test_classic_max_scan_share_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--max-scan-share reaches the backend; the assessment's extra says what the scan flagged and the shift."""
+def _classic_cli(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[dict], list[str]]:
+    """Random classic weights, the settings each ``create_backend`` call gets, and ``qprobe score`` args on ``good``."""
     pytest.importorskip("torch")
     from _helpers_classic import make_random_weights
 
-    import qprobe
     import qprobe.backends
 
     weights = make_random_weights(tmp_path / "w.pt")
-    made, create = [], qprobe.backends.create_backend
+    made: list[dict] = []
+    create = qprobe.backends.create_backend
     monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
-    args = ["score", str(good), "--weights", str(weights), "--json", "--max-zooms", "2"]
+    return weights, made, ["score", str(good), "--weights", str(weights), "--json"]
+
+
+def test_classic_max_scan_share_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-scan-share reaches the backend; the assessment's extra says what the scan flagged and the shift."""
+    import qprobe
+
+    weights, made, args = _classic_cli(tmp_path, good, monkeypatch)
+    args += ["--max-zooms", "2"]
     res = runner.invoke(app, args + ["--max-scan-share", "0.01"])
     assert res.exit_code == 0, res.output
     assert made[-1]["max_scan_share"] == 0.01
@@ -251,15 +259,7 @@ def test_classic_max_scan_share_option(tmp_path: Path, good: Path, monkeypatch: 
 
 def test_classic_extra_zooms_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--extra-zooms reaches the backend (0: the stop-29 budget); the assessment counts the extra zooms made."""
-    pytest.importorskip("torch")
-    from _helpers_classic import make_random_weights
-
-    import qprobe.backends
-
-    weights = make_random_weights(tmp_path / "w.pt")
-    made, create = [], qprobe.backends.create_backend
-    monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
-    args = ["score", str(good), "--weights", str(weights), "--json"]
+    _, made, args = _classic_cli(tmp_path, good, monkeypatch)
     res = runner.invoke(app, args + ["--extra-zooms", "0"])
     assert res.exit_code == 0, res.output
     assert made[-1]["extra_zooms"] == 0
@@ -271,15 +271,7 @@ def test_classic_extra_zooms_option(tmp_path: Path, good: Path, monkeypatch: pyt
 
 def test_classic_raw_boxes_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--raw-boxes turns the joining of same-type boxes off; the score does not change."""
-    pytest.importorskip("torch")
-    from _helpers_classic import make_random_weights
-
-    import qprobe.backends
-
-    weights = make_random_weights(tmp_path / "w.pt")
-    made, create = [], qprobe.backends.create_backend
-    monkeypatch.setattr(qprobe.backends, "create_backend", lambda name, **kw: made.append(kw) or create(name, **kw))
-    args = ["score", str(good), "--weights", str(weights), "--json"]
+    _, made, args = _classic_cli(tmp_path, good, monkeypatch)
     raw = runner.invoke(app, args + ["--raw-boxes"])
     assert raw.exit_code == 0, raw.output
     assert made[-1]["join_gap"] < 0
