@@ -1,7 +1,7 @@
 """Speed and memory of `qprobe score` against decoding the same file, in one run.
 
     python benchmarks/bench_score.py [--backend classic] [--runs 5] [--threads 2] [--engine auto]
-        [--image PHOTO.jpg ...] [--baseline-set KEY=VALUE ...]
+        [--image PHOTO.jpg ...] [--baseline-set KEY=VALUE ...] [--parts]
 
 Prints, for a 3840x2160 JPEG: median decode time, median time to score and
 localize (decode included), and their ratio (target: <= 1.0 s and <= 5x
@@ -19,6 +19,11 @@ images are made from ../shared/data/photos when present (else synthesized).
 ``--baseline-set KEY=VALUE ...`` also times the same backend with those
 settings on the 4K JPEG, interleaved in the same runs (e.g. ``extra_zooms=0``,
 the zoom budget before stop 31), and prints how much longer the defaults take.
+
+``--parts`` (classic) also times each part of the 4K assessment on its own —
+decode, global view, global score, scan and zoom plan, the zoom crops, the
+views' fingerprints — in wall and CPU seconds, beside the CPU-seconds an
+assessment at 5x decode could spend with every core busy throughout.
 
 ``--image`` (repeatable) also times your own files, each against its own
 decode in the same runs: the ratio depends on the file (a detailed photo
@@ -124,6 +129,64 @@ def time_own_images(scorer: object, paths: list[Path], runs: int) -> None:
               f"zooms {len(a.probes)}, defects {len(a.defects)}")  # type: ignore[attr-defined]
 
 
+def _timed(fn: object, runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (all threads of the process) of ``fn()`` over ``runs`` calls."""
+    wall, cpu = [], []
+    for _ in range(runs):
+        c, t = time.process_time(), time.perf_counter()
+        fn()  # type: ignore[operator]
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def time_parts(scorer: object, path: Path, probes: list[object], runs: int, cpu_total: float, decode: float) -> None:
+    """Print wall and CPU seconds of each part of a classic assessment of ``path``, each timed on its own.
+
+    The parts: decode, global view, global score, scan and zoom plan, the
+    assessment's zoom crops through the defect head (on the crop workers
+    where the model has them), and the fingerprints the trajectory keeps of
+    every view. Their CPU sum against the whole assessment's CPU, and the
+    CPU-seconds a 5x-decode assessment could spend with every core busy
+    throughout: what any schedule of this work can reach.
+    """
+    from qprobe.agent.cropping import crop
+    from qprobe.agent.env import fingerprint, global_view
+    from qprobe.io import load_rgb
+
+    m = scorer.model  # type: ignore[attr-defined]
+    img = load_rgb(path)
+    view, _ = global_view(img, scorer.env_config.view_long_side)  # type: ignore[attr-defined]
+    crops = [crop(img, b) for b in probes]
+    policy = scorer.policy_for(m, None)  # type: ignore[attr-defined]
+
+    def all_crops() -> None:
+        futures = [m.defect_maps_async(c) for c in crops]
+        for c, f in zip(crops, futures):
+            if f is None:  # no crop workers (torch engine, one thread): one after another
+                m.defect_maps(c)
+            else:
+                f.result()
+
+    parts = [
+        ("decode", lambda: load_rgb(path)),
+        ("global view", lambda: global_view(img, scorer.env_config.view_long_side)),  # type: ignore[attr-defined]
+        ("global score", lambda: m.score(view)),
+        ("scan and zoom plan", lambda: policy._plan_zooms(img)),
+        (f"{len(crops)} zoom crops", all_crops),
+        ("view fingerprints", lambda: [fingerprint(v) for v in [view, *crops]]),
+    ]
+    print(f"  parts, each timed on its own (median of {runs}): wall / CPU seconds")
+    cpu_sum = 0.0
+    for name, fn in parts:
+        w, c = _timed(fn, runs)
+        cpu_sum += c
+        print(f"    {name:<20} {w:.3f} / {c:.3f}")
+    cores = os.cpu_count() or 1
+    print(f"    sum of CPU {cpu_sum:.3f} s (the whole assessment: {cpu_total:.3f} s); at 5x decode an "
+          f"assessment has {5 * decode:.3f} s, {5 * decode * cores:.3f} CPU-s with all {cores} cores busy throughout")
+
+
 def backend_options(backend: str, threads: int, engine: str) -> dict[str, object]:
     if backend != "classic":
         return {}
@@ -200,6 +263,8 @@ def main() -> None:
                     help="also time this file (repeatable): decode, score, ratio")
     ap.add_argument("--baseline-set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="also time the backend with these settings (YAML values), interleaved")
+    ap.add_argument("--parts", action="store_true",
+                    help="classic: also time each part of the 4K assessment on its own (wall and CPU seconds)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -262,6 +327,8 @@ def main() -> None:
         dd, sd = statistics.median(decode_dmg), statistics.median(score_dmg)
         print(f"  damaged copy ({len(DAMAGE)} regions): decode {dd:.3f} s, score {sd:.3f} s, {sd / dd:.2f}x; "
               f"zooms {len(a_dmg.probes)}, defects {len(a_dmg.defects)}")
+        if args.parts and args.backend == "classic":
+            time_parts(scorer, uhd, list(a.probes), args.runs, c, d)
         if score_seq:
             q = statistics.median(score_seq)
             print(f"  crops one by one   {q:.3f} s   ({q / d:.2f}x decode; the crop workers are {q / s:.2f}x faster)")

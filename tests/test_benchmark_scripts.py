@@ -1,5 +1,6 @@
 """Helpers of the benchmark scripts: mosaic seams (eval_classic_bench.py), oracle zooms (eval_oracle_zooms.py),
-type cuts (replay_type_cuts.py), head ensembles (replay_head_ensemble.py), misses (where_misses_go.py)."""
+type cuts (replay_type_cuts.py), head ensembles (replay_head_ensemble.py), misses (where_misses_go.py), the parts
+of an assessment (bench_score.py)."""
 
 from __future__ import annotations
 
@@ -263,3 +264,30 @@ def test_a_whole_photo_rescaled_keeps_its_content_and_changes_its_detail_per_pix
         return float(np.corrcoef(f[:, :-1].ravel(), f[:, 1:].ravel())[0, 1])
 
     assert smoothness(small) + 0.15 < smoothness(img) < smoothness(large) - 0.1  # denser shrunk, softer grown
+
+
+def test_the_parts_of_an_assessment_are_each_timed_and_summed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from _helpers_classic import make_random_weights
+    from conftest import make_texture
+
+    from qprobe.backends import create_backend
+    from qprobe.io import save_image
+
+    bench = _script("bench_score")
+    weights = make_random_weights(tmp_path / "w.pt")
+    scorer = create_backend(
+        "classic", weights=str(weights), max_zooms=2, extra_zooms=0, view_long_side=256, zoom_side=96, max_crop_side=192
+    )
+    path = tmp_path / "photo.png"
+    save_image(path, make_texture(400, 600, seed=3))
+    a = scorer.assess(str(path))
+    bench.time_parts(scorer, path, list(a.probes) or [Box(0, 0, 200, 200)], 2, 1.0, 0.05)
+    out = capsys.readouterr().out
+    names = ["decode", "global view", "global score", "scan and zoom plan", "zoom crops", "view fingerprints"]
+    assert all(n in out for n in names), out
+    rows = [line.split() for line in out.splitlines() if line.startswith("    ") and "sum of CPU" not in line]
+    cpu = [float(r[-1]) for r in rows]
+    assert len(cpu) == len(names) and all(c >= 0.0 for c in cpu)
+    assert f"sum of CPU {sum(cpu):.3f} s (the whole assessment: 1.000 s)" in out
+    assert "0.250 s" in out  # 5 x the given decode time
