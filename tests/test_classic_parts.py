@@ -260,6 +260,10 @@ def test_join_fragments_reports_one_box_per_region_of_one_type() -> None:
     assert len(join_fragments(diagonal)) == 2 and len(join_fragments(diagonal, fill=0.3)) == 2
     assert len(join_fragments(diagonal, fill=0.0)) == 1
     assert join_fragments(row, gap=-1) == row and join_fragments([]) == []
+    # reach is judged on the boxes as found: a 2 x 2 block's 250-px union does not reach a box 200 px off
+    block = [Defect(Box(x, y, x + 100, y + 100), "iso_noise", 2, 0.99) for x in (0, 150) for y in (0, 150)]
+    lone = Defect(Box(450, 0, 550, 100), "iso_noise", 2, 0.99)
+    assert [d.bbox for d in join_fragments([*block, lone])] == [Box(0, 0, 250, 250), lone.bbox]
 
 
 def test_keep_factor_follows_the_proxy_damage_model() -> None:

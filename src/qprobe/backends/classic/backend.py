@@ -113,13 +113,14 @@ class ClassicConfig:
     join_gap: float = field(
         default=1.0,
         metadata={
-            "help": "Report same-type defect boxes at most this many box sides apart (the larger short side) as "
-            "one box, their union, where they fill at least join_fill of it: one damaged region, one box "
-            "(the score is fused from the boxes before they join); < 0: every box as found."
+            "help": "Report same-type defect boxes linked by neighbours at most this many box sides apart (the "
+            "larger short side of the two, as found) as one box, their union, where they fill at least join_fill "
+            "of it: one damaged region, one box (the score is fused from the boxes before they join); < 0: every "
+            "box as found."
         },
     )
     join_fill: float = field(
-        default=0.3, metadata={"help": "Least share of their union two joining boxes must cover (see join_gap)."}
+        default=0.3, metadata={"help": "Least share of their union a group of joined boxes must cover (see join_gap)."}
     )
     planner: str = field(
         default="windows",

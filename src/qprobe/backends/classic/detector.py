@@ -145,39 +145,47 @@ def _gap(a: Box, b: Box) -> float:
 def join_fragments(defects: Sequence[Defect], gap: float = 1.0, fill: float = 0.3) -> list[Defect]:
     """One box per region of one defect type: same-type boxes close to each other become their union.
 
-    Two boxes of the same type join when the gap between them is at most
-    ``gap`` times the larger of their short sides, and they fill at least
-    ``fill`` of their union (two boxes far off each other's axis stay apart).
-    Damage the head sees piece by piece (grain on reeds, ringing along a
-    row of edges, a blurred field cut by the crops) is then reported as the
-    one region it is, not as a row of fragments. The union keeps the more
-    confident box's type and confidence and the higher severity. Repeats
-    until no pair joins; ``gap`` < 0 leaves the boxes as they are.
+    Two boxes *as found* are neighbours when they have the same type and the
+    gap between them is at most ``gap`` times the larger of their short
+    sides; each group of boxes linked by neighbours is reported as its union,
+    if the boxes cover at least ``fill`` of it (a sparse group, e.g. two
+    boxes off each other's axis, stays as found). Neighbourhood is judged on
+    the found boxes, never on a union, so a union cannot grow its own reach
+    across the image. Damage the head sees piece by piece (grain on reeds,
+    ringing along a row of edges, a blurred field cut by the crops) is then
+    reported as the one region it is, not as a row of fragments. The union
+    keeps its most confident box's type and confidence and the highest
+    severity, and takes the place of its first box. ``gap`` < 0 leaves the
+    boxes as they are.
     """
     out = list(defects)
-    if gap < 0:
+    if gap < 0 or len(out) < 2:
         return out
-    joined = True
-    while joined:
-        joined = False
-        for i in range(len(out)):
-            for j in range(i + 1, len(out)):
-                a, b = out[i], out[j]
-                if a.type != b.type:
-                    continue
-                side = max(min(a.bbox.width, a.bbox.height), min(b.bbox.width, b.bbox.height))
-                if _gap(a.bbox, b.bbox) > gap * side:
-                    continue
-                union = Box(
-                    min(a.bbox.x1, b.bbox.x1), min(a.bbox.y1, b.bbox.y1), max(a.bbox.x2, b.bbox.x2), max(a.bbox.y2, b.bbox.y2)
-                )
-                if (a.bbox.area + b.bbox.area) < fill * union.area:
-                    continue
-                top = a if a.confidence >= b.confidence else b
-                out[i] = Defect(union, top.type, max(a.severity, b.severity), top.confidence)
-                del out[j]
-                joined = True
-                break
-            if joined:
-                break
-    return out
+    group = list(range(len(out)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, a in enumerate(out):
+        for j in range(i + 1, len(out)):
+            b = out[j]
+            side = max(min(a.bbox.width, a.bbox.height), min(b.bbox.width, b.bbox.height))
+            if a.type == b.type and _gap(a.bbox, b.bbox) <= gap * side:
+                group[root(j)] = root(i)
+    members: dict[int, list[Defect]] = {}
+    for i, d in enumerate(out):
+        members.setdefault(root(i), []).append(d)
+    joined: list[Defect] = []
+    for ds in members.values():  # in the order of each group's first box
+        union = Box(
+            min(d.bbox.x1 for d in ds), min(d.bbox.y1 for d in ds), max(d.bbox.x2 for d in ds), max(d.bbox.y2 for d in ds)
+        )
+        if len(ds) == 1 or sum(d.bbox.area for d in ds) < fill * union.area:
+            joined.extend(ds)
+            continue
+        top = max(ds, key=lambda d: d.confidence)
+        joined.append(Defect(union, top.type, max(d.severity for d in ds), top.confidence))
+    return joined

@@ -95,7 +95,7 @@ JOIN_GAP = 1.0
 """Same-type answer boxes this many box sides apart or closer are reported as one (``join_fragments``, stop 32)."""
 
 JOIN_FILL = 0.3
-"""Least share of their union two joining boxes must cover."""
+"""Least share of their union a group of joined boxes must cover (else its boxes are reported as found)."""
 
 
 class ClassicPolicy:
