@@ -279,3 +279,10 @@ def test_classic_raw_boxes_option(tmp_path: Path, good: Path, monkeypatch: pytes
     assert joined.exit_code == 0 and "join_gap" not in made[-1]  # the default: unset
     ((a,), (b,)) = _lines(raw.stdout), _lines(joined.stdout)
     assert a["score"] == b["score"] and len(a["defects"]) >= len(b["defects"])
+
+
+def test_a_flag_the_backend_does_not_take_is_named(good: Path) -> None:
+    res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--raw-boxes"])
+    assert res.exit_code == 2 and "'dummy': it does not take --raw-boxes" in res.output
+    res = runner.invoke(app, ["score", str(good), "--backend", "dummy", "--extra-zooms", "0"])
+    assert res.exit_code == 2 and "it does not take --extra-zooms" in res.output

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -112,6 +113,21 @@ def draw_overlay(assessment: Any, source: Path, out: Path, max_side: int = 2048)
     if assessment.score is not None:
         draw.text((8, 8), f"{assessment.backend} {assessment.score:.2f}", fill=(255, 255, 0))
     save_image(out, img)
+
+
+_FLAGS = {
+    "weights": "--weights", "planner": "--planner", "engine": "--engine", "confirmable_only": "--all-zooms",
+    "max_scan_share": "--max-scan-share", "extra_zooms": "--extra-zooms", "join_gap": "--raw-boxes",
+    "zooms_per_mp": "--zooms-per-mp", "model": "--model", "base_url": "--base-url", "max_pixels": "--max-pixels",
+    "dump_inputs": "--dump-inputs", "expected_score": "--expected-score",
+}
+"""Backend settings ``qprobe score`` sets, by the flag that sets them."""
+
+
+def _flag_not_taken(exc: Exception) -> str | None:
+    """The flag whose setting a backend's constructor rejected ("unexpected keyword argument"), if any."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    return _FLAGS.get(m.group(1)) if m and isinstance(exc, TypeError) else None
 
 
 def register(app: typer.Typer) -> None:
@@ -219,7 +235,9 @@ def register(app: typer.Typer) -> None:
         try:
             scorer = create_backend(backend, **options)
         except (QProbeError, TypeError, ValueError, ImportError) as exc:
-            typer.echo(f"error: cannot create backend {backend!r}: {exc}", err=True)
+            flag = _flag_not_taken(exc)
+            why = f"it does not take {flag}" if flag else str(exc)
+            typer.echo(f"error: cannot create backend {backend!r}: {why}", err=True)
             raise typer.Exit(2)
         try:  # load now: a missing weight file stops the run before any image, and no image's time includes loading
             scorer.prepare()
