@@ -116,7 +116,7 @@ def draw_overlay(assessment: Any, source: Path, out: Path, max_side: int = 2048)
 
 
 _FLAGS = {
-    "weights": "--weights", "planner": "--planner", "engine": "--engine", "confirmable_only": "--all-zooms",
+    "weights": "--weights", "max_zooms": "--max-zooms", "planner": "--planner", "engine": "--engine", "confirmable_only": "--all-zooms",
     "max_scan_share": "--max-scan-share", "extra_zooms": "--extra-zooms", "join_gap": "--raw-boxes",
     "zooms_per_mp": "--zooms-per-mp", "model": "--model", "base_url": "--base-url", "max_pixels": "--max-pixels",
     "dump_inputs": "--dump-inputs", "expected_score": "--expected-score",

@@ -25,6 +25,7 @@ agreement) before it grows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -127,10 +128,7 @@ def merge_defects(defects: Sequence[Defect], iou: float = 0.2) -> list[Defect]:
             inter = m.bbox.intersection(d.bbox)
             small = min(m.bbox.area, d.bbox.area)
             if m.bbox.iou(d.bbox) > iou or (small > 0 and inter / small > 0.6):
-                union = Box(
-                    min(m.bbox.x1, d.bbox.x1), min(m.bbox.y1, d.bbox.y1), max(m.bbox.x2, d.bbox.x2), max(m.bbox.y2, d.bbox.y2)
-                )
-                merged[i] = Defect(union, m.type, m.severity, m.confidence)
+                merged[i] = Defect(m.bbox.hull(d.bbox), m.type, m.severity, m.confidence)
                 break
         else:
             merged.append(d)
@@ -180,9 +178,7 @@ def join_fragments(defects: Sequence[Defect], gap: float = 1.0, fill: float = 0.
         members.setdefault(root(i), []).append(d)
     joined: list[Defect] = []
     for ds in members.values():  # in the order of each group's first box
-        union = Box(
-            min(d.bbox.x1 for d in ds), min(d.bbox.y1 for d in ds), max(d.bbox.x2 for d in ds), max(d.bbox.y2 for d in ds)
-        )
+        union = functools.reduce(Box.hull, (d.bbox for d in ds))
         if len(ds) == 1 or sum(d.bbox.area for d in ds) < fill * union.area:
             joined.extend(ds)
             continue
