@@ -294,3 +294,31 @@ def test_the_parts_of_an_assessment_are_each_timed_and_summed(tmp_path: Path, ca
     assert abs(printed - sum(cpu)) <= 0.0005 * len(cpu) + 1e-9  # the parts are printed rounded
     assert "(the whole assessment: 1.000 s)" in total
     assert "0.250 s" in out  # 5 x the given decode time
+
+
+def test_a_rescanned_episode_has_the_live_policys_scan_probabilities() -> None:
+    from types import SimpleNamespace
+
+    from qprobe.backends import create_backend
+
+    rs = _script("replay_scan_agreement")
+    backend = create_backend("classic")
+    m = backend.model
+    rng = np.random.default_rng(0)
+    img = (rng.random((384, 640, 3)) * 255).astype(np.uint8)
+    img[96:224, 160:352] = img[96:224, 160:352] // 4 + 96  # a low-contrast patch the scan sees
+    pol = backend.policy_for(m, img)
+    pol._plan_zooms(img)
+    ep = SimpleNamespace(scan=pol.scan, prob=pol.prob)
+    own = {
+        "weights": m.scan_weights,
+        "hidden": m.scan_hidden,
+        "threshold": m.scan_threshold,
+        "radius": m.scan_radius,
+    }
+    same = rs.rescan(ep, own, backend.config.max_scan_share)
+    np.testing.assert_array_equal(same.prob, pol.prob)  # the live policy's map, from the recorded features
+    assert ep.prob is pol.prob  # the episode itself is left as it was
+    other = rs.rescan(ep, dict(own, weights=-np.asarray(m.scan_weights)), backend.config.max_scan_share)
+    assert not np.allclose(other.prob, pol.prob)
+    assert [rs.family(n) for n in ("held_s0", "fresh_s203", "bench_cal")] == ["held-out", "fresh", "other"]
