@@ -42,19 +42,20 @@ from replay_type_cuts import episodes
 
 def rescan(ep: Any, scan_model: dict[str, Any], max_share: float | None) -> Any:
     """A copy of ``ep`` with the scan probabilities of ``scan_model``, computed as the live policy does."""
-    from qprobe.backends.classic.scan import context_features, image_relative, probabilities, scan_logits
+    from qprobe.backends.classic.scan import relative_probability_map
 
     out = copy.copy(ep)
     if ep.scan is None:
         return out
     hidden = scan_model.get("hidden")
-    logit = scan_logits(
-        context_features(ep.scan, radius=int(scan_model.get("radius", 3))),
+    out.prob, _, _ = relative_probability_map(
+        ep.scan,
         np.asarray(scan_model["weights"], dtype=np.float32),
         None if hidden is None else np.asarray(hidden, dtype=np.float32),
+        float(scan_model["threshold"]),
+        int(scan_model.get("radius", 3)),
+        max_share,
     )
-    logit, _ = image_relative(logit, float(scan_model["threshold"]), max_share)
-    out.prob = probabilities(logit)
     return out
 
 
@@ -81,8 +82,9 @@ def sweep(
                 cells.append(f"{name} {r['recall']:.3f} {r['fp_clean']:.2f}/{r['fp_dof']:.2f}")
                 fam = family(name)
                 found[fam] = found.get(fam, 0) + round(r["recall"] * r["defects"])
-                neg = r["negatives"]
-                false[fam] = false.get(fam, 0) + round((r["fp_clean"] + r["fp_dof"]) * neg / 2)
+                n_clean = sum(ep.kind == "clean" for ep in eps)
+                n_dof = sum(ep.kind == "dof" for ep in eps)
+                false[fam] = false.get(fam, 0) + round(r["fp_clean"] * n_clean + r["fp_dof"] * n_dof)
             pooled = " | ".join(f"{f} found {found[f]} false {false[f]}" for f in sorted(found))
             print(f"{label} agree {a:.2f}: " + " | ".join(cells) + f" || {pooled}", flush=True)
             rows.append({"agree": a, "found": found, "false": false})

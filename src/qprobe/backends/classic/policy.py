@@ -66,15 +66,7 @@ from qprobe.agent.env import Observation, Turn
 from qprobe.backends.classic.detector import DetectorSettings, join_fragments, merge_defects
 from qprobe.backends.classic.fusion import fuse, keep_factor
 from qprobe.backends.classic.proposals import Proposal, box_cells, plan_zooms
-from qprobe.backends.classic.scan import (
-    ScanMap,
-    block_features,
-    context_features,
-    image_relative,
-    logit_of,
-    probabilities,
-    scan_logits,
-)
+from qprobe.backends.classic.scan import ScanMap, block_features, relative_probability_map
 from qprobe.backends.classic.surround import MIN_SURROUND_DETAIL, has_reference
 from qprobe.types import Box, Defect
 
@@ -168,12 +160,11 @@ class ClassicPolicy:
         if m.scan_weights is None:  # no trained scan model: texture-guided zooms only
             prob = np.zeros(scan.shape, dtype=np.float32)
         else:
-            logit = scan_logits(context_features(scan, radius=m.scan_radius), m.scan_weights, m.scan_hidden)
-            self.scan_share = float(np.mean(logit > logit_of(m.scan_threshold))) if logit.size else 0.0
             # a photo whose scan fires nearly everywhere (its own grain, compression, texture): only the
             # blocks that stand out from the rest of it count as evidence, for the zooms and the agreement
-            logit, self.scan_shift = image_relative(logit, m.scan_threshold, self.max_scan_share)
-            prob = probabilities(logit)
+            prob, self.scan_share, self.scan_shift = relative_probability_map(
+                scan, m.scan_weights, m.scan_hidden, m.scan_threshold, m.scan_radius, self.max_scan_share
+            )
         if m.scan_weights is not None:
             self.scan, self.prob = scan, prob
         n = max(self.max_zooms, PLAN_SIZE)

@@ -301,3 +301,24 @@ def probabilities(logit: np.ndarray) -> np.ndarray:
 def probability_map(ctx: np.ndarray, weights: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
     """P(defect) per block from context features and the trained weights (see :func:`scan_logits`)."""
     return probabilities(scan_logits(ctx, weights, hidden))
+
+
+def relative_probability_map(
+    scan: ScanMap,
+    weights: np.ndarray,
+    hidden: np.ndarray | None,
+    threshold: float,
+    radius: int,
+    max_share: float | None,
+) -> tuple[np.ndarray, float, float]:
+    """The scan model's P(defect) per block of ``scan``, made relative to its image (:func:`image_relative`).
+
+    Also returns the share of blocks above ``threshold`` before, and how far
+    the logits were lowered (0: not at all). What the classic policy plans
+    its zooms and judges agreement on; a replay with another scan model
+    computes it the same way.
+    """
+    logit = scan_logits(context_features(scan, radius=radius), weights, hidden)
+    share = float(np.mean(logit > logit_of(threshold))) if logit.size else 0.0
+    logit, shift = image_relative(logit, threshold, max_share)
+    return probabilities(logit), share, shift
