@@ -308,7 +308,7 @@ def test_a_rescanned_episode_has_the_live_policys_scan_probabilities() -> None:
     img = (rng.random((384, 640, 3)) * 255).astype(np.uint8)
     img[96:224, 160:352] = img[96:224, 160:352] // 4 + 96  # a low-contrast patch the scan sees
     pol = backend.policy_for(m, img)
-    pol._plan_zooms(img)
+    pol._planned()  # the scan and the plan, as the live policy makes them (in the background)
     ep = SimpleNamespace(scan=pol.scan, prob=pol.prob)
     own = {
         "weights": m.scan_weights,

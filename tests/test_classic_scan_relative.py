@@ -54,9 +54,10 @@ def test_probability_map_is_the_sigmoid_of_the_logits() -> None:
 def _policy(monkeypatch: pytest.MonkeyPatch, logit: np.ndarray, max_scan_share: float | None):  # noqa: ANN202
     """A policy whose scan logits are ``logit`` (its real block features, planner and agreement)."""
     from qprobe.backends.classic import policy as policy_module
+    from qprobe.backends.classic import scan as scan_module
     from qprobe.backends.classic.detector import DetectorSettings
 
-    monkeypatch.setattr(policy_module, "scan_logits", lambda ctx, w, h: logit)
+    monkeypatch.setattr(scan_module, "scan_logits", lambda ctx, w, h: logit)
     model = SimpleNamespace(
         scan_cell=32,
         scan_radius=3,
