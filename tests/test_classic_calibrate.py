@@ -87,11 +87,14 @@ def test_replay_equals_the_live_answer(setup) -> None:
 
         for ep, a in zip(episodes, live):
             pol = ClassicPolicy.from_record(
-                m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size, ep.base_zooms, ep.extra_zoom_prob
+                m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size, ep.base_zooms, ep.extra_zoom_prob,
+                ep.extra_need_defect,
             )
-            kept = [(maps, box) for k, (maps, box) in enumerate(ep.crops) if pol.would_make(k, box)]
-            for maps, box in kept:
-                pol.add_crop(m.detections_from_maps(maps, box, confirm=pol.agrees))
+            kept = []
+            for k, (maps, box) in enumerate(ep.crops):  # asked in turn: an extra zoom may wait for a defect
+                if pol.would_make(k, box):
+                    kept.append((maps, box))
+                    pol.add_crop(m.detections_from_maps(maps, box, confirm=pol.agrees))
             ans = pol.answer()
             assert [box for _, box in kept] == a.probes
             assert ans.score == pytest.approx(a.score, abs=1e-9) and list(ans.defects) == a.defects

@@ -493,7 +493,8 @@ def test_extra_zooms_are_made_only_where_the_scan_is_sure_and_replay_decides_ali
                                     Box(1100, 500, 1200, 600), Box(700, 300, 800, 400))
     plan = [first, weak, sure, last_weak]
     for extra, expect in ((2, [first, weak, sure]), (0, plan), (3, [first, sure])):
-        pol = ClassicPolicy(model, None, 4, extra_zooms=extra, extra_zoom_prob=0.95)
+        # no crop here finds a defect: this test is about the scan's rule alone (the next one about the defect's)
+        pol = ClassicPolicy(model, None, 4, extra_zooms=extra, extra_zoom_prob=0.95, extra_need_defect=False)
         assert pol.base_zooms == 4 - extra
         pol.image_size, pol.view_scale = (1280, 640), 0.5
         pol.scan, pol.prob = scan, prob
@@ -506,11 +507,82 @@ def test_extra_zooms_are_made_only_where_the_scan_is_sure_and_replay_decides_ali
         assert pol.extra_made == sum(1 for k, b in enumerate(plan) if k >= 4 - extra and b in expect)
         assert action.extra["classic"]["extra_zooms"] == pol.extra_made
         # a replay of the four planned crops (their boxes as the environment opened them) decides alike
-        rep = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640), base_zooms=4 - extra)
+        rep = ClassicPolicy.from_record(
+            model, scan, prob, 3.0, 0.5, (1280, 640), base_zooms=4 - extra, extra_need_defect=False
+        )
         crops = [pol._crop_box(b) for b in plan]
         assert [b for k, b in enumerate(plan) if rep.would_make(k, crops[k])] == expect
     old = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640))  # no base recorded: all base zooms
     assert all(old.would_make(k, old._crop_box(b)) for k, b in enumerate(plan))
+
+
+def test_extra_zooms_wait_for_a_found_defect_and_start_their_crops_only_then() -> None:
+    """By default an extra zoom is made, and its crop started on the workers, only once a zoom found a defect.
+
+    The live episode and a replay of its recorded crops decide alike; a photo
+    whose base zooms found nothing ends after them.
+    """
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from qprobe.agent.actions import Answer, Zoom
+    from qprobe.agent.cropping import crop
+    from qprobe.agent.env import Observation, Turn
+    from qprobe.backends.classic.detector import DetectorSettings
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.proposals import Proposal
+    from qprobe.backends.classic.scan import ScanMap
+    from qprobe.types import Defect
+
+    prob = np.full((20, 40), 0.97, np.float32)  # every crop confirms and the scan is sure everywhere
+    scan = ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640)
+    image = np.zeros((640, 1280, 3), np.uint8)
+    plan = [Box(100 + 250 * k, 100, 200 + 250 * k, 200) for k in range(4)]  # two base zooms, two extra
+    for found_in in (None, 0, 1):  # which base zoom's crop finds a defect
+        started: list[Box] = []
+        pol: ClassicPolicy
+
+        def start(pixels: np.ndarray) -> Future:
+            fut: Future = Future()
+            fut.set_result(np.zeros((1, 1, 1), np.float32))
+            at = pixels.__array_interface__["data"][0]  # which planned crop: the same memory of the image
+            started.append(next(b for b in plan if crop(image, pol._crop_box(b)).__array_interface__["data"][0] == at))
+            return fut
+
+        def detect(rgb: np.ndarray, box: Box, confirm=None, maps=None) -> list[Defect]:
+            hit = found_in is not None and box == pol._crop_box(plan[found_in])
+            return [Defect(Box(box.x1 + 1, box.y1 + 1, box.x1 + 40, box.y1 + 40), "jpeg", 3, 0.999)] if hit else []
+
+        model = SimpleNamespace(scan_threshold=0.5, agree_threshold=0.8, detector=DetectorSettings(), fusion=[1.0],
+                                defect_maps_async=start, detect=detect)
+        pol = ClassicPolicy(model, None, 4, extra_zooms=2, extra_zoom_prob=0.95)
+        assert pol.extra_need_defect and pol.base_zooms == 2
+        pol._image, pol.image_size, pol.view_scale = image, (1280, 640), 0.5
+        pol.scan, pol.prob = scan, prob
+        pol.plan = [Proposal(b, 0.5, "anomaly") for b in plan]
+        history = [Turn(Observation("global", None, None, 0, zooms_left=4))]
+        made: list[Box] = []
+        while isinstance(action := pol.act(history), Zoom):
+            if len(made) == 0:  # the first zoom starts the base crops only
+                assert started == plan[:2]
+            made.append(action.box)
+            eff = pol._crop_box(action.box)
+            history.append(Turn(Observation("crop", crop(image, eff), eff, len(history), zooms_left=4 - len(made))))
+        assert isinstance(action, Answer)
+        want = plan[:2] if found_in is None else plan
+        assert made == want and started == want and action.extra["classic"]["extra_zooms"] == len(want) - 2
+        # a replay of the four recorded crops, asked in turn, makes the same zooms
+        rep = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640), base_zooms=2, extra_zoom_prob=0.95)
+        kept = []
+        for k, b in enumerate(plan):
+            eff = pol._crop_box(b)
+            if rep.would_make(k, eff):
+                kept.append(b)
+                rep.add_crop(detect(crop(image, eff), eff))
+        assert kept == want
+    # without the rule every sure extra zoom is made, found defect or not
+    off = ClassicPolicy.from_record(model, scan, prob, 3.0, 0.5, (1280, 640), base_zooms=2, extra_need_defect=False)
+    assert all(off.would_make(k, pol._crop_box(b)) for k, b in enumerate(plan)) and not off.defects
 
 
 def test_scan_probability_model_without_blas_matches_the_float64_model() -> None:

@@ -165,8 +165,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--extra-zooms",
             min=0,
-            help="classic: zooms past the budget, made only where the scan is sure (default 8; 0: the faster "
-            "stop-29 budget).",
+            help="classic: zooms past the budget, made only where the scan is sure and once a zoom found a defect "
+            "(default 8; 0: the faster stop-29 budget).",
         ),
         max_scan_share: Optional[float] = typer.Option(
             None,

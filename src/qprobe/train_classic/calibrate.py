@@ -87,6 +87,8 @@ class Episode:
     """The live policy's base zooms (the later ones were extra zooms); ``None``: every zoom a base one."""
     extra_zoom_prob: float | None = None
     """The scan probability the live policy's extra zooms needed."""
+    extra_need_defect: bool | None = None
+    """Whether the live policy's extra zooms waited for a found defect (``None``: recorded before stop 34)."""
 
 
 class _RecordingModel:
@@ -139,6 +141,7 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
                 image_size=policy.image_size,
                 base_zooms=policy.base_zooms,
                 extra_zoom_prob=policy.extra_zoom_prob,
+                extra_need_defect=policy.extra_need_defect,
             )
         )
         if log is not None and (k + 1) % 10 == 0:
@@ -154,8 +157,10 @@ def replay_episode(
     With ``confirmable_only`` (the backend's default) a recorded crop in which no
     scan block passes the agreement threshold is left out, as the live policy
     would not have made that zoom, and so is an extra zoom (past the
-    episode's ``base_zooms``) where the scan is not sure
-    (:meth:`~qprobe.backends.classic.policy.ClassicPolicy.would_make`).
+    episode's ``base_zooms``) where the scan is not sure or, when the live
+    policy's extra zooms waited for a found defect, before any crop found one
+    (:meth:`~qprobe.backends.classic.policy.ClassicPolicy.would_make`, asked
+    before each crop's detections are added, as the live episode did).
     """
     pol = ClassicPolicy.from_record(
         model,
@@ -166,6 +171,7 @@ def replay_episode(
         ep.image_size,
         getattr(ep, "base_zooms", None),  # recordings made before stop 31 have neither
         getattr(ep, "extra_zoom_prob", None),
+        getattr(ep, "extra_need_defect", None),  # recordings before stop 34: the policy's default
     )
     made = []
     for k, (maps, box) in enumerate(ep.crops):

@@ -69,6 +69,14 @@ class ClassicConfig:
     extra_zoom_prob: float = field(
         default=0.95, metadata={"help": "Scan probability a block of an extra zoom's crop must reach."}
     )
+    extra_need_defect: bool = field(
+        default=True,
+        metadata={
+            "help": "Make extra zooms only once an earlier zoom found a defect: a photo whose base zooms found "
+            "nothing gets no extra look (clean photos 1.4x faster, held-out recall -0.004 pooled, stop 34); "
+            "false: wherever the scan is sure."
+        },
+    )
     view_long_side: int = field(default=512, metadata={"help": "Long side of the global view in pixels."})
     zoom_side: int = field(default=320, metadata={"help": "Smallest requested zoom box side, original pixels."})
     max_crop_side: int = field(
@@ -279,6 +287,7 @@ class ClassicBackend(ProbingBackend):
             max_scan_share=cfg.max_scan_share,
             extra_zooms=cfg.extra_zooms,
             extra_zoom_prob=cfg.extra_zoom_prob,
+            extra_need_defect=cfg.extra_need_defect,
             join_gap=cfg.join_gap,
             join_fill=cfg.join_fill,
         )

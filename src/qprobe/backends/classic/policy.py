@@ -19,9 +19,11 @@ Per episode:
    anywhere else nothing the head finds could be kept, so the zoom cannot
    change the answer and the policy answers instead of spending it.
    The last ``extra_zooms`` of the budget are spent only where the scan is
-   sure (a block at ``extra_zoom_prob`` or more in the crop): a photo with
-   more confident evidence than the base budget covers gets looked at
-   further, one without it costs no more.
+   sure (a block at ``extra_zoom_prob`` or more in the crop) and, with
+   ``extra_need_defect`` (the default), only once an earlier zoom has found
+   a defect: a damaged photo with more confident evidence than the base
+   budget covers gets looked at further; a photo whose base zooms found
+   nothing, or without such evidence, costs no more.
 3. **Each crop** (full resolution, context-enlarged by the environment) —
    the dense defect head finds defects in it (a crop longer than the
    network's input side goes through it as native-resolution tiles,
@@ -105,6 +107,7 @@ class ClassicPolicy:
         max_scan_share: float | None = MAX_SCAN_SHARE,
         extra_zooms: int = 0,
         extra_zoom_prob: float = EXTRA_ZOOM_PROB,
+        extra_need_defect: bool = True,
         join_gap: float = JOIN_GAP,
         join_fill: float = JOIN_FILL,
     ) -> None:
@@ -130,6 +133,7 @@ class ClassicPolicy:
         self.extra_zooms = min(max(0, extra_zooms), max_zooms)
         self.base_zooms = max_zooms - self.extra_zooms  # made on the agreement rule alone; the rest are extra
         self.extra_zoom_prob = extra_zoom_prob
+        self.extra_need_defect = extra_need_defect  # extra zooms only once a zoom has found a defect
         self.join_gap, self.join_fill = join_gap, join_fill  # reported same-type boxes join (join_fragments)
         self.extra_made = 0  # extra zooms made (the scan was sure in their crops)
         self._planned_zooms = 0  # plan entries taken so far (made or skipped)
@@ -139,6 +143,7 @@ class ClassicPolicy:
         self._image = image
         self._maps: dict[tuple[Any, ...], Future[np.ndarray]] = {}  # crops whose head maps are on the way
         self._prefetched = False
+        self._extras_prefetched = False  # the extra zooms' crops were started (they wait for a found defect)
         if image is not None:
             h, w = image.shape[:2]
             self.image_size = (w, h)
@@ -182,11 +187,23 @@ class ClassicPolicy:
     def would_make(self, index: int, crop_box: Box) -> bool:
         """Whether the plan's ``index``-th zoom, opening ``crop_box``, is made (``confirmable_only`` rules).
 
-        The live policy and a replay of a recorded episode both decide by it.
+        The live policy and a replay of a recorded episode both decide by it,
+        after the detections of every earlier zoom were added (an extra zoom
+        may wait for a found defect, :meth:`extras_open`).
         """
         if not self.can_confirm(crop_box):
             return False
-        return index < self.base_zooms or self.sure_of(crop_box)
+        return index < self.base_zooms or (self.extras_open() and self.sure_of(crop_box))
+
+    def extras_open(self) -> bool:
+        """Whether extra zooms may be made now: always, or (``extra_need_defect``) once a zoom found a defect.
+
+        The defects counted are those a crop found and the scan agreed with,
+        before the answer's surround check: a photo where the base zooms
+        found nothing gets no extra look (on a clean photo an extra zoom can
+        only add a false box).
+        """
+        return not self.extra_need_defect or bool(self.defects)
 
     def can_confirm(self, crop_box: Box) -> bool:
         """Whether a defect found in ``crop_box`` (original pixels) could pass the scan agreement.
@@ -212,6 +229,10 @@ class ClassicPolicy:
             self.plan, self._budgeted = self.plan[:zooms_left], True
         if not self._prefetched:
             self._prefetched = True
+            self._extras_prefetched = self.extras_open()  # else the extra crops wait for a found defect
+            self._prefetch()
+        elif not self._extras_prefetched and self._planned_zooms >= self.base_zooms and self.extras_open():
+            self._extras_prefetched = True
             self._prefetch()
         while self.plan:
             box = self.plan.pop(0).box
@@ -243,7 +264,9 @@ class ClassicPolicy:
         never by what an earlier crop showed), so the crops can run side by
         side while the episode walks through them one at a time. A crop is
         matched to its zoom by identity (the same pixels of the same array, see
-        ``_key``); any other crop is computed when it arrives.
+        ``_key``); any other crop is computed when it arrives. Extra zooms that
+        wait for a found defect (:meth:`extras_open`) are not started yet: a
+        second call starts them once the base zooms found one.
         """
         start = getattr(self.model, "defect_maps_async", None)
         if start is None or self._image is None:
@@ -254,6 +277,8 @@ class ClassicPolicy:
             try:
                 pixels = crop(self._image, self._crop_box(prop.box))
             except CropError:
+                continue
+            if _key(pixels) in self._maps:  # already on its way
                 continue
             fut = start(pixels)
             if fut is None:  # this model has no crop workers
@@ -280,6 +305,7 @@ class ClassicPolicy:
         image_size: tuple[int, int],
         base_zooms: int | None = None,
         extra_zoom_prob: float | None = None,
+        extra_need_defect: bool | None = None,
     ) -> "ClassicPolicy":
         """A policy holding a recorded episode's scan and global score, to replay its answer.
 
@@ -287,9 +313,11 @@ class ClassicPolicy:
         :meth:`answer`: with the same model settings this gives the live
         episode's answer (the detector's calibration replays every
         operating point this way without running the network again).
-        ``base_zooms`` and ``extra_zoom_prob``: the live policy's
-        (:meth:`would_make` then tells which recorded zooms it made);
-        ``None``, every zoom is a base zoom.
+        ``base_zooms``, ``extra_zoom_prob`` and ``extra_need_defect``: the
+        live policy's (:meth:`would_make`, asked before each crop's
+        detections are added, then tells which recorded zooms it made);
+        ``base_zooms`` ``None``: every zoom is a base zoom;
+        ``extra_need_defect`` ``None``: the default.
         """
         pol = cls(model, None, 0)
         pol.scan, pol.prob, pol.s_global = scan, prob, s_global
@@ -297,6 +325,8 @@ class ClassicPolicy:
         pol.base_zooms = sys.maxsize if base_zooms is None else base_zooms
         if extra_zoom_prob is not None:
             pol.extra_zoom_prob = extra_zoom_prob
+        if extra_need_defect is not None:
+            pol.extra_need_defect = extra_need_defect
         return pol
 
     def add_crop(self, defects: Sequence[Defect]) -> None:
