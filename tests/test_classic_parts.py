@@ -565,6 +565,8 @@ def test_extra_zooms_wait_for_a_found_defect_and_start_their_crops_only_then() -
         while isinstance(action := pol.act(history), Zoom):
             if len(made) == 0:  # the first zoom starts the base crops only
                 assert started == plan[:2]
+            if found_in == 0 and len(made) == 1:  # crop 0 found one: the extra crops start behind crop 1
+                assert started == plan
             made.append(action.box)
             eff = pol._crop_box(action.box)
             history.append(Turn(Observation("crop", crop(image, eff), eff, len(history), zooms_left=4 - len(made))))

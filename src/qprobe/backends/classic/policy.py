@@ -231,7 +231,7 @@ class ClassicPolicy:
             self._prefetched = True
             self._extras_prefetched = self.extras_open()  # else the extra crops wait for a found defect
             self._prefetch()
-        elif not self._extras_prefetched and self._planned_zooms >= self.base_zooms and self.extras_open():
+        elif not self._extras_prefetched and self.extras_open():  # a defect was just found: start the extra crops
             self._extras_prefetched = True
             self._prefetch()
         while self.plan:
@@ -266,7 +266,9 @@ class ClassicPolicy:
         matched to its zoom by identity (the same pixels of the same array, see
         ``_key``); any other crop is computed when it arrives. Extra zooms that
         wait for a found defect (:meth:`extras_open`) are not started yet: a
-        second call starts them once the base zooms found one.
+        second call, as soon as a zoom has found one, starts them behind the
+        base crops still on their way (a crop already started is not started
+        again).
         """
         start = getattr(self.model, "defect_maps_async", None)
         if start is None or self._image is None:
