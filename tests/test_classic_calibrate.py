@@ -16,7 +16,15 @@ torch = pytest.importorskip("torch")
 
 from _helpers_classic import make_random_weights  # noqa: E402
 from _helpers_eval import make_bench  # noqa: E402
-from qprobe.train_classic.calibrate import CalibrationConfig, calibrate, choose, fp_upper_bound, record, replay  # noqa: E402
+from qprobe.train_classic.calibrate import (  # noqa: E402
+    CalibrationConfig,
+    calibrate,
+    choose,
+    fp_upper_bound,
+    record,
+    replay,
+    replay_episode,
+)
 
 
 def _point(thr: float, recall: float, fp_bound: float, srcc: float = 0.5, fp: float = 0.0, cells: int = 8) -> dict:
@@ -83,19 +91,8 @@ def test_replay_equals_the_live_answer(setup) -> None:
         assert got["recall"] == hits / sum(len(r.defects) for r in rows)
         clean = [len(a.defects) for a, r in zip(live, rows) if r.extra["kind"] == "clean"]
         assert got["fp_clean"] == pytest.approx(sum(clean) / len(clean)) and got["negatives"] == 6
-        from qprobe.backends.classic.policy import ClassicPolicy
-
-        for ep, a in zip(episodes, live):
-            pol = ClassicPolicy.from_record(
-                m, ep.scan, ep.prob, ep.s_global, ep.view_scale, ep.image_size, ep.base_zooms, ep.extra_zoom_prob,
-                ep.extra_need_defect,
-            )
-            kept = []
-            for k, (maps, box) in enumerate(ep.crops):  # asked in turn: an extra zoom may wait for a defect
-                if pol.would_make(k, box):
-                    kept.append((maps, box))
-                    pol.add_crop(m.detections_from_maps(maps, box, confirm=pol.agrees))
-            ans = pol.answer()
+        for ep, a in zip(episodes, live):  # each episode: the same zooms, score and boxes as live
+            ans, kept = replay_episode(m, ep)
             assert [box for _, box in kept] == a.probes
             assert ans.score == pytest.approx(a.score, abs=1e-9) and list(ans.defects) == a.defects
         made.append(sum(len(a.probes) for a in live))
