@@ -587,6 +587,51 @@ def test_extra_zooms_wait_for_a_found_defect_and_start_their_crops_only_then() -
     assert all(off.would_make(k, pol._crop_box(b)) for k, b in enumerate(plan)) and not off.defects
 
 
+def test_a_reported_box_keeps_the_heads_side_where_a_crop_saw_past_it() -> None:
+    """The box grown over the scan's blob is reported with the head's own sides where a crop saw past them.
+
+    The sides no crop saw past keep the grown extent; the score (fused from
+    the grown boxes), the number of boxes and a replay without crop boxes or
+    with ``trim_margin`` 0 are as before.
+    """
+    from types import SimpleNamespace
+
+    from qprobe.backends.classic.detector import DetectorSettings
+    from qprobe.backends.classic.policy import ClassicPolicy
+    from qprobe.backends.classic.scan import ScanMap
+    from qprobe.types import Defect
+
+    prob = np.zeros((20, 40), np.float32)
+    prob[5:15, 10:30] = 0.99  # a scan blob over x 320-960, y 160-480
+    scan = ScanMap(np.zeros((20, 40, 7), np.float32), 32, 1280, 640)
+    model = SimpleNamespace(scan_threshold=0.5, agree_threshold=0.8, detector=DetectorSettings(), fusion=[1.0])
+    head = Defect(Box(400, 200, 700, 420), "jpeg", 3, 0.999)  # the head's box inside the blob
+    crop = Box(300, 100, 710, 430)  # saw 100 px past its left and top sides, not past its right and bottom
+
+    def answer(margin: float | None, crop_box: Box | None) -> object:
+        pol = ClassicPolicy.from_record(model, scan, prob, 3.5, 0.25, (1280, 640), trim_margin=margin)
+        pol.add_crop([head], crop_box)
+        return pol.answer()
+
+    trimmed, grown, unknown = answer(None, crop), answer(0.0, crop), answer(None, None)
+    assert [d.bbox for d in grown.defects] == [Box(320, 160, 960, 480)]  # the blob's extent, as scored
+    assert [d.bbox for d in trimmed.defects] == [Box(400, 200, 960, 480)]
+    assert trimmed.extra["classic"]["trimmed_boxes"] == 1 and grown.extra["classic"]["trimmed_boxes"] == 0
+    assert trimmed.score == grown.score == unknown.score < 3.5
+    assert [d.bbox for d in unknown.defects] == [Box(320, 160, 960, 480)]  # no crop known: nothing seen past
+    wide = answer(None, Box(300, 100, 760, 470))  # this crop saw 60 / 50 px past the right and bottom too
+    assert [d.bbox for d in wide.defects] == [head.bbox]
+    # with a 64-px margin only its left and top (100 px seen) count as seen past
+    assert [d.bbox for d in answer(64.0, Box(300, 100, 760, 470)).defects] == [Box(400, 200, 960, 480)]
+    # the calibration's replay of a recorded episode passes each crop's box, as the live policy has it
+    from qprobe.train_classic.calibrate import Episode, replay_episode
+
+    model.detections_from_maps = lambda maps, box, confirm=None: [head]
+    ep = Episode("degraded", None, [], [(np.zeros((1, 1, 1), np.float32), crop)], scan, prob, 3.5, 0.25, (1280, 640))
+    ans, made = replay_episode(model, ep)
+    assert [b for _, b in made] == [crop] and [d.bbox for d in ans.defects] == [Box(400, 200, 960, 480)]
+
+
 def test_scan_probability_model_without_blas_matches_the_float64_model() -> None:
     """probability_map (numpy's own loops, no BLAS threads) computes the MLP / logistic model it stores."""
     from qprobe.backends.classic.scan import probability_map

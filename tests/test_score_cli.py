@@ -270,13 +270,13 @@ def test_classic_extra_zooms_option(tmp_path: Path, good: Path, monkeypatch: pyt
 
 
 def test_classic_raw_boxes_option(tmp_path: Path, good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """--raw-boxes turns the joining of same-type boxes off; the score does not change."""
+    """--raw-boxes turns the joining and the trimming of reported boxes off; the score does not change."""
     _, made, args = _classic_cli(tmp_path, good, monkeypatch)
     raw = runner.invoke(app, args + ["--raw-boxes"])
     assert raw.exit_code == 0, raw.output
-    assert made[-1]["join_gap"] < 0
+    assert made[-1]["join_gap"] < 0 and made[-1]["trim_margin"] <= 0
     joined = runner.invoke(app, args)
-    assert joined.exit_code == 0 and "join_gap" not in made[-1]  # the default: unset
+    assert joined.exit_code == 0 and "join_gap" not in made[-1] and "trim_margin" not in made[-1]  # defaults: unset
     ((a,), (b,)) = _lines(raw.stdout), _lines(joined.stdout)
     assert a["score"] == b["score"] and len(a["defects"]) >= len(b["defects"])
 

@@ -117,7 +117,7 @@ def draw_overlay(assessment: Any, source: Path, out: Path, max_side: int = 2048)
 
 _FLAGS = {
     "weights": "--weights", "max_zooms": "--max-zooms", "planner": "--planner", "engine": "--engine", "confirmable_only": "--all-zooms",
-    "max_scan_share": "--max-scan-share", "extra_zooms": "--extra-zooms", "join_gap": "--raw-boxes",
+    "max_scan_share": "--max-scan-share", "extra_zooms": "--extra-zooms", "join_gap": "--raw-boxes", "trim_margin": "--raw-boxes",
     "zooms_per_mp": "--zooms-per-mp", "model": "--model", "base_url": "--base-url", "max_pixels": "--max-pixels",
     "dump_inputs": "--dump-inputs", "expected_score": "--expected-score",
 }
@@ -177,8 +177,9 @@ def register(app: typer.Typer) -> None:
         raw_boxes: bool = typer.Option(
             False,
             "--raw-boxes",
-            help="classic: report every defect box as found (default: same-type boxes next to each other are "
-            "reported as one, their union; the score is the same either way).",
+            help="classic: report every defect box as the score used it (default: same-type boxes next to each "
+            "other are reported as one, their union, trimmed to the head's own side where a zoom saw past it; the "
+            "score is the same either way).",
         ),
         model: Optional[str] = typer.Option(
             None, "--model", help="LLM backends: checkpoint folder (transformers) or served model name (openai)."
@@ -218,7 +219,7 @@ def register(app: typer.Typer) -> None:
         if extra_zooms is not None:
             options["extra_zooms"] = extra_zooms
         if raw_boxes:
-            options["join_gap"] = -1.0
+            options["join_gap"], options["trim_margin"] = -1.0, 0.0
         if zooms_per_mp is not None:  # the budget then depends on the image: --max-zooms becomes its floor
             options["zooms_per_mp"] = zooms_per_mp
             if max_zooms is not None:

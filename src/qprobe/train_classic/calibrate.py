@@ -89,6 +89,8 @@ class Episode:
     """The scan probability the live policy's extra zooms needed."""
     extra_need_defect: bool | None = None
     """Whether the live policy's extra zooms waited for a found defect (``None``: recorded before stop 34)."""
+    trim_margin: float | None = None
+    """The live policy's ``trim_margin`` for reported boxes (``None``: recorded before stop 34, the default)."""
 
 
 class _RecordingModel:
@@ -142,6 +144,7 @@ def record(backend: Any, rows: Sequence[ManifestRow], log: Any = None) -> list[E
                 base_zooms=policy.base_zooms,
                 extra_zoom_prob=policy.extra_zoom_prob,
                 extra_need_defect=policy.extra_need_defect,
+                trim_margin=policy.trim_margin,
             )
         )
         if log is not None and (k + 1) % 10 == 0:
@@ -172,13 +175,14 @@ def replay_episode(
         getattr(ep, "base_zooms", None),  # recordings made before stop 31 have neither
         getattr(ep, "extra_zoom_prob", None),
         getattr(ep, "extra_need_defect", None),  # recordings before stop 34: the policy's default
+        getattr(ep, "trim_margin", None),
     )
     made = []
     for k, (maps, box) in enumerate(ep.crops):
         if confirmable_only and not pol.would_make(k, box):
             continue
         made.append((maps, box))
-        pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees))
+        pol.add_crop(model.detections_from_maps(maps, box, confirm=pol.agrees), box)
     return pol.answer(), made
 
 

@@ -130,6 +130,15 @@ class ClassicConfig:
     join_fill: float = field(
         default=0.3, metadata={"help": "Least share of their union a group of joined boxes must cover (see join_gap)."}
     )
+    trim_margin: float = field(
+        default=32.0,
+        metadata={
+            "help": "Report a box grown over the scan's blobs with the head's own side wherever a made crop saw "
+            "at least this many pixels past the head's boxes (the head found no damage there): the coarse scan "
+            "extends a box only into what no crop showed (the score is fused from the grown boxes); <= 0: the "
+            "grown boxes."
+        },
+    )
     planner: str = field(
         default="windows",
         metadata={"help": "Zoom planner: 'windows' (greedy coverage of the scan's evidence) or 'blobs' (one per blob)."},
@@ -290,4 +299,5 @@ class ClassicBackend(ProbingBackend):
             extra_need_defect=cfg.extra_need_defect,
             join_gap=cfg.join_gap,
             join_fill=cfg.join_fill,
+            trim_margin=cfg.trim_margin,
         )

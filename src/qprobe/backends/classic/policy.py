@@ -50,7 +50,10 @@ Per episode:
    found defects (:mod:`~qprobe.backends.classic.fusion`), merged defects
    and short reasons. Same-type boxes next to each other are then reported
    as one, their union (:func:`~qprobe.backends.classic.detector.join_fragments`):
-   damage the head saw piece by piece is one region, one box.
+   damage the head saw piece by piece is one region, one box. Each reported
+   box keeps the head's own side wherever a made crop saw ``trim_margin``
+   pixels past it (``_reported``): the scan's coarse blobs extend a box only
+   into what no crop showed. Joining and trimming change no score.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ JOIN_GAP = 1.0
 JOIN_FILL = 0.3
 """Least share of their union a group of joined boxes must cover (else its boxes are reported as found)."""
 
+TRIM_MARGIN = 32.0
+"""A reported box keeps the head's own side where a made crop saw this many pixels past it (``_reported``)."""
+
 
 class ClassicPolicy:
     """Scan-guided zooms, CNN scoring and detection, fused answer."""
@@ -110,6 +116,7 @@ class ClassicPolicy:
         extra_need_defect: bool = True,
         join_gap: float = JOIN_GAP,
         join_fill: float = JOIN_FILL,
+        trim_margin: float | None = None,
     ) -> None:
         self.model = model  # a ClassicModel (torch-backed)
         self.planner = planner
@@ -135,6 +142,9 @@ class ClassicPolicy:
         self.extra_zoom_prob = extra_zoom_prob
         self.extra_need_defect = extra_need_defect  # extra zooms only once a zoom has found a defect
         self.join_gap, self.join_fill = join_gap, join_fill  # reported same-type boxes join (join_fragments)
+        # a reported box keeps the head's side where a crop saw past it (<= 0: the grown box as scored)
+        self.trim_margin = TRIM_MARGIN if trim_margin is None else float(trim_margin)
+        self.crop_boxes: list[Box] = []  # the crops made so far (original pixels), forced probes included
         self.extra_made = 0  # extra zooms made (the scan was sure in their crops)
         self._planned_zooms = 0  # plan entries taken so far (made or skipped)
         self._budgeted = False  # the plan was cut to the zooms the first decision could make
@@ -308,6 +318,7 @@ class ClassicPolicy:
         base_zooms: int | None = None,
         extra_zoom_prob: float | None = None,
         extra_need_defect: bool | None = None,
+        trim_margin: float | None = None,
     ) -> "ClassicPolicy":
         """A policy holding a recorded episode's scan and global score, to replay its answer.
 
@@ -319,7 +330,9 @@ class ClassicPolicy:
         live policy's (:meth:`would_make`, asked before each crop's
         detections are added, then tells which recorded zooms it made);
         ``base_zooms`` ``None``: every zoom is a base zoom;
-        ``extra_need_defect`` ``None``: the default.
+        ``extra_need_defect`` ``None``: the default. ``trim_margin``: the
+        live policy's (``None``: the default); pass each crop's box to
+        :meth:`add_crop` for the reported boxes to be trimmed as live.
         """
         pol = cls(model, None, 0)
         pol.scan, pol.prob, pol.s_global = scan, prob, s_global
@@ -329,11 +342,16 @@ class ClassicPolicy:
             pol.extra_zoom_prob = extra_zoom_prob
         if extra_need_defect is not None:
             pol.extra_need_defect = extra_need_defect
+        if trim_margin is not None:
+            pol.trim_margin = float(trim_margin)
         return pol
 
-    def add_crop(self, defects: Sequence[Defect]) -> None:
+    def add_crop(self, defects: Sequence[Defect], box: Box | None = None) -> None:
+        """The detections of one crop made (``box``: the crop, original pixels; ``None``: not known)."""
         self.crops += 1
         self.defects.extend(defects)
+        if box is not None:
+            self.crop_boxes.append(box)
 
     def answer(self) -> Answer:
         return self._answer()
@@ -382,6 +400,50 @@ class ClassicPolicy:
             return d
         return Defect(grown, d.type, d.severity, d.confidence)
 
+    def _reported(self, d: Defect, agreed: Sequence[Defect], grown: Sequence[Defect]) -> Defect:
+        """``d`` (merged from boxes grown over the scan's blobs) as the answer reports it.
+
+        The scan's blobs (32-px blocks, smoothed by their neighbourhood
+        features) extend a box into what its crop did not show, and overshoot
+        small regions. On each side where a made crop saw at least
+        ``trim_margin`` pixels past the head's own boxes inside ``d`` (along
+        their whole extent) and the head kept no damage there, the head's
+        finer judgement stands: that side of the report is the head's. The
+        other sides keep the grown extent. Which defects exist, and the
+        score, do not change.
+        """
+        if self.trim_margin <= 0 or not self.crop_boxes:
+            return d
+        b = d.bbox
+        inside = [a.bbox for a, g in zip(agreed, grown) if b.intersection(g.bbox) >= 0.999 * g.bbox.area]
+        if not inside:
+            return d
+        h = inside[0]
+        for box in inside[1:]:
+            h = h.hull(box)
+        m = self.trim_margin
+
+        def seen(side: str) -> bool:
+            for c in self.crop_boxes:
+                spans_y, spans_x = c.y1 <= h.y1 and c.y2 >= h.y2, c.x1 <= h.x1 and c.x2 >= h.x2
+                if (side == "left" and spans_y and c.x1 <= h.x1 - m and c.x2 >= h.x1) or (
+                    side == "right" and spans_y and c.x2 >= h.x2 + m and c.x1 <= h.x2
+                ) or (side == "top" and spans_x and c.y1 <= h.y1 - m and c.y2 >= h.y1) or (
+                    side == "bottom" and spans_x and c.y2 >= h.y2 + m and c.y1 <= h.y2
+                ):
+                    return True
+            return False
+
+        box = Box(
+            max(b.x1, h.x1) if seen("left") else b.x1,
+            max(b.y1, h.y1) if seen("top") else b.y1,
+            min(b.x2, h.x2) if seen("right") else b.x2,
+            min(b.y2, h.y2) if seen("bottom") else b.y2,
+        )
+        if box.x2 <= box.x1 or box.y2 <= box.y1:
+            return d
+        return Defect(box, d.type, d.severity, d.confidence)
+
     def _observe(self, obs: Observation) -> None:
         if obs.kind == "global" and obs.image is not None:
             h, w = obs.image.shape[:2]
@@ -393,9 +455,9 @@ class ClassicPolicy:
             self._planned()  # a crop's detections are judged against the scan (the global view is not)
             maps = self._take_maps(obs.image)
             if maps is None:
-                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees))
+                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees), obs.box)
             else:
-                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees, maps=maps))
+                self.add_crop(self.model.detect(obs.image, obs.box, confirm=self.agrees, maps=maps), obs.box)
 
     def act(self, history: Sequence[Turn]) -> Action:
         # forced probes may have run before the first call: look at every new view
@@ -413,14 +475,18 @@ class ClassicPolicy:
         s_global = float(self.s_global if self.s_global is not None else 3.0)
         merge_iou = self.model.detector.merge_iou
         agreed = [d for d in merge_defects(self.defects, merge_iou) if self.agrees(d.bbox)]
-        defects = merge_defects([self._extent(d) for d in agreed], merge_iou)
+        grown = [self._extent(d) for d in agreed]
+        defects = merge_defects(grown, merge_iou)
         referenced = [d for d in defects if has_reference(self.scan, d.type, d.bbox, self.min_surround_detail)]
         unreferenced, defects = len(defects) - len(referenced), referenced
         keep = keep_factor(defects, self.image_size)
         unseen = 1.0 - self.view_scale**2  # share of the original's pixels the global view did not see
         score = fuse(s_global, keep, self.model.fusion, unseen)
-        # the damage is fused from the boxes as found; the answer reports one box per region of one type
-        found, defects = len(defects), join_fragments(defects, self.join_gap, self.join_fill)
+        # the damage is fused from the boxes as grown; the answer reports one box per region of one type, each
+        # trimmed to the head's own side where a crop saw past it
+        found, joined = len(defects), join_fragments(defects, self.join_gap, self.join_fill)
+        defects = [self._reported(d, agreed, grown) for d in joined]
+        trimmed = sum(r.bbox != d.bbox for r, d in zip(defects, joined))
         reasons = [f"global quality {s_global:.2f}"]
         if self.crops:
             reasons.append(f"{self.crops} zoom(s) at full resolution")
@@ -435,6 +501,7 @@ class ClassicPolicy:
                 "extra_zooms": self.extra_made,  # zooms past the base budget (the scan was sure there)
                 "skipped_zooms": self.skipped,
                 "joined_boxes": found - len(defects),  # same-type boxes reported as one with a neighbour
+                "trimmed_boxes": trimmed,  # reported boxes trimmed to the head's side where a crop saw past it
                 "no_surround_detail": unreferenced,  # blur-type defects dropped: no detail around them
                 "scan_share": round(self.scan_share, 4),  # share of blocks the scan flagged, before the shift
                 "scan_shift": round(self.scan_shift, 4),  # logits lowered by this: the scan fired too widely
