@@ -423,22 +423,22 @@ class ClassicPolicy:
             h = h.hull(box)
         m = self.trim_margin
 
-        def seen(side: str) -> bool:
-            for c in self.crop_boxes:
-                spans_y, spans_x = c.y1 <= h.y1 and c.y2 >= h.y2, c.x1 <= h.x1 and c.x2 >= h.x2
-                if (side == "left" and spans_y and c.x1 <= h.x1 - m and c.x2 >= h.x1) or (
-                    side == "right" and spans_y and c.x2 >= h.x2 + m and c.x1 <= h.x2
-                ) or (side == "top" and spans_x and c.y1 <= h.y1 - m and c.y2 >= h.y1) or (
-                    side == "bottom" and spans_x and c.y2 >= h.y2 + m and c.y1 <= h.y2
-                ):
-                    return True
-            return False
+        def saw_past(c: Box) -> tuple[bool, bool, bool, bool]:
+            """Whether crop ``c`` covers a strip ``m`` px wide beyond each side of ``h`` (left, top, right, bottom)."""
+            spans_y, spans_x = c.y1 <= h.y1 and c.y2 >= h.y2, c.x1 <= h.x1 and c.x2 >= h.x2
+            return (
+                spans_y and c.x1 <= h.x1 - m and c.x2 >= h.x1,
+                spans_x and c.y1 <= h.y1 - m and c.y2 >= h.y1,
+                spans_y and c.x2 >= h.x2 + m and c.x1 <= h.x2,
+                spans_x and c.y2 >= h.y2 + m and c.y1 <= h.y2,
+            )
 
+        left, top, right, bottom = (any(side) for side in zip(*(saw_past(c) for c in self.crop_boxes)))
         box = Box(
-            max(b.x1, h.x1) if seen("left") else b.x1,
-            max(b.y1, h.y1) if seen("top") else b.y1,
-            min(b.x2, h.x2) if seen("right") else b.x2,
-            min(b.y2, h.y2) if seen("bottom") else b.y2,
+            max(b.x1, h.x1) if left else b.x1,
+            max(b.y1, h.y1) if top else b.y1,
+            min(b.x2, h.x2) if right else b.x2,
+            min(b.y2, h.y2) if bottom else b.y2,
         )
         if box.x2 <= box.x1 or box.y2 <= box.y1:
             return d
