@@ -58,6 +58,7 @@ Per episode:
 
 from __future__ import annotations
 
+import functools
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
@@ -418,9 +419,7 @@ class ClassicPolicy:
         inside = [a.bbox for a, g in zip(agreed, grown) if b.intersection(g.bbox) >= 0.999 * g.bbox.area]
         if not inside:
             return d
-        h = inside[0]
-        for box in inside[1:]:
-            h = h.hull(box)
+        h = functools.reduce(Box.hull, inside)  # the head's own boxes inside d, as join_fragments unions boxes
         m = self.trim_margin
 
         def saw_past(c: Box) -> tuple[bool, bool, bool, bool]:
